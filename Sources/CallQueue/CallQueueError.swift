@@ -1,0 +1,59 @@
+/// An error thrown by the call queue, identified by a ``Code`` and carrying a human-readable message.
+///
+/// Codes are open-ended (a struct, not an enum), so new ones can be added without breaking a `switch`
+/// in client code: compare with `==` or `~=` against the static members.
+///
+/// ```swift
+/// do {
+///     try await semaphore.acquire(deadline: .now + .seconds(5))
+/// } catch let error as CallQueueError where error.code == .timedOut {
+///     // answer 503 / retry later
+/// }
+/// ```
+///
+/// Cancellation is never reported with this type: it is `CancellationError`, as everywhere in Swift.
+public struct CallQueueError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What kind of failure this is.
+    public struct Code: Sendable, Hashable, CustomStringConvertible {
+        private enum Value: String, Sendable, Hashable {
+            case timedOut
+            case closed
+            case invalidArgument
+        }
+
+        private let value: Value
+
+        private init(_ value: Value) {
+            self.value = value
+        }
+
+        /// The deadline passed before the call could start.
+        public static let timedOut = Code(.timedOut)
+        /// The queue or semaphore was closed (the server is shutting down).
+        public static let closed = Code(.closed)
+        /// An argument was outside the range the operation accepts.
+        public static let invalidArgument = Code(.invalidArgument)
+
+        public var description: String { value.rawValue }
+    }
+
+    /// What kind of failure this is.
+    public var code: Code
+    /// What happened, in words suitable for a log line.
+    public var message: String
+
+    /// Creates an error with a code and a message.
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "CallQueueError.\(code): \(message)" }
+}
+
+extension CallQueueError.Code {
+    /// Matches an error against a code, so that `catch CallQueueError.Code.timedOut` reads naturally.
+    public static func ~= (code: CallQueueError.Code, error: any Error) -> Bool {
+        (error as? CallQueueError)?.code == code
+    }
+}

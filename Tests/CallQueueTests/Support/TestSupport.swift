@@ -1,0 +1,133 @@
+import Foundation
+import XCTest
+
+@testable import CallQueue
+
+/// A one-shot latch: tasks wait until someone opens it. No clocks involved.
+final class Gate: Sendable {
+    private let state = LockedState<(isOpen: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func open() {
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.isOpen = true
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    func wait() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let resumeNow = state.withLock { state -> Bool in
+                if state.isOpen { return true }
+                state.waiters.append(continuation)
+                return false
+            }
+            if resumeNow { continuation.resume() }
+        }
+    }
+}
+
+/// A thread-safe list that records the order in which things happen.
+final class Recorder<Element: Sendable>: Sendable {
+    private let state = LockedState<[Element]>([])
+
+    func append(_ element: Element) {
+        state.withLock { $0.append(element) }
+    }
+
+    var elements: [Element] { state.withLock { $0 } }
+    var count: Int { state.withLock { $0.count } }
+}
+
+/// Counts holders and remembers the most seen at once.
+final class HolderCounter: Sendable {
+    private let state = LockedState<(current: Int, most: Int)>((0, 0))
+
+    func enter(_ weight: Int = 1) {
+        state.withLock { state in
+            state.current += weight
+            state.most = max(state.most, state.current)
+        }
+    }
+
+    func leave(_ weight: Int = 1) {
+        state.withLock { $0.current -= weight }
+    }
+
+    var most: Int { state.withLock { $0.most } }
+    var current: Int { state.withLock { $0.current } }
+}
+
+/// Yields until `condition` holds. Gives up (and fails the test) only after a generous wall-clock bound, so a
+/// bug shows up as a failure rather than a hung test run; the bound is never what a test measures.
+func waitUntil(
+    _ what: @autoclosure () -> String = "condition",
+    file: StaticString = #filePath,
+    line: UInt = #line,
+    _ condition: () -> Bool
+) async {
+    let giveUp = ContinuousClock.now + .seconds(120)
+    var spins = 0
+    while !condition() {
+        spins += 1
+        if spins % 1024 == 0 && ContinuousClock.now > giveUp {
+            XCTFail("gave up waiting for \(what())", file: file, line: line)
+            return
+        }
+        await Task.yield()
+    }
+}
+
+/// Waits until `semaphore` has exactly `count` waiters queued.
+func waitForWaiters(
+    _ semaphore: FIFOSemaphore,
+    _ count: Int,
+    file: StaticString = #filePath,
+    line: UInt = #line
+) async {
+    await waitUntil("\(count) waiters", file: file, line: line) { semaphore.snapshot.waiting == count }
+}
+
+/// Runs `body` `count` times; a scale below 1 from `CALLQUEUE_STRESS_SCALE` shortens stress loops for
+/// slow builds (the sanitizer run), never below `minimum`.
+func stressIterations(_ count: Int, minimum: Int) -> Int {
+    guard let text = ProcessInfo.processInfo.environment["CALLQUEUE_STRESS_SCALE"], let scale = Double(text) else {
+        return count
+    }
+    return max(minimum, Int(Double(count) * scale))
+}
+
+extension XCTestCase {
+    /// Asserts that `body` throws `CancellationError`.
+    func assertThrowsCancellation(
+        _ body: () async throws -> Void,
+        file: StaticString = #filePath,
+        line: UInt = #line
+    ) async {
+        do {
+            try await body()
+            XCTFail("expected CancellationError, got success", file: file, line: line)
+        } catch is CancellationError {
+        } catch {
+            XCTFail("expected CancellationError, got \(error)", file: file, line: line)
+        }
+    }
+
+    /// Asserts that `body` throws a ``CallQueueError`` with `code`.
+    func assertThrowsCallQueueError(
+        _ code: CallQueueError.Code,
+        _ body: () async throws -> Void,
+        file: StaticString = #filePath,
+        line: UInt = #line
+    ) async {
+        do {
+            try await body()
+            XCTFail("expected CallQueueError.\(code), got success", file: file, line: line)
+        } catch let error as CallQueueError {
+            XCTAssertEqual(error.code, code, "\(error)", file: file, line: line)
+        } catch {
+            XCTFail("expected CallQueueError.\(code), got \(error)", file: file, line: line)
+        }
+    }
+}
