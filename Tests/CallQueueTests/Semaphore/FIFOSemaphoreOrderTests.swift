@@ -95,7 +95,7 @@ final class FIFOSemaphoreOrderTests: XCTestCase {
         for (index, ticket) in tickets.enumerated() {
             tasks.append(
                 Task {
-                    try await semaphore.acquire(weight: 1, deadline: nil, ticket: ticket)
+                    try await semaphore.acquireQueued(weight: 1, deadline: nil, ticket: ticket)
                     semaphore.release()
                 })
             await waitForWaiters(semaphore, index + 1)
