@@ -19,6 +19,10 @@ public struct CallQueueError: Error, Sendable, Hashable, CustomStringConvertible
             case timedOut
             case closed
             case invalidArgument
+            case queueFull
+            case waitTooLong
+            case duplicateTask
+            case unknownTask
         }
 
         private let value: Value
@@ -33,6 +37,15 @@ public struct CallQueueError: Error, Sendable, Hashable, CustomStringConvertible
         public static let closed = Code(.closed)
         /// An argument was outside the range the operation accepts.
         public static let invalidArgument = Code(.invalidArgument)
+        /// The call's group, or the whole queue, already holds as many waiting calls as it may. An HTTP
+        /// adapter answers 503.
+        public static let queueFull = Code(.queueFull)
+        /// The call's estimated wait is longer than the queue allows. An HTTP adapter answers 503.
+        public static let waitTooLong = Code(.waitTooLong)
+        /// A live task already has this id.
+        public static let duplicateTask = Code(.duplicateTask)
+        /// No live or remembered task has this id.
+        public static let unknownTask = Code(.unknownTask)
 
         public var description: String { value.rawValue }
     }
@@ -41,11 +54,29 @@ public struct CallQueueError: Error, Sendable, Hashable, CustomStringConvertible
     public var code: Code
     /// What happened, in words suitable for a log line.
     public var message: String
+    /// The concurrency group concerned, when there is one.
+    public var group: ConcurrencyGroupID?
+    /// The task concerned, when there is one.
+    public var taskID: TaskID?
+    /// For ``Code/queueFull``: how many calls were waiting, and the most allowed.
+    public var queueSize: Int?
+    public var maxQueueSize: Int?
 
     /// Creates an error with a code and a message.
-    public init(_ code: Code, _ message: String) {
+    public init(
+        _ code: Code,
+        _ message: String,
+        group: ConcurrencyGroupID? = nil,
+        taskID: TaskID? = nil,
+        queueSize: Int? = nil,
+        maxQueueSize: Int? = nil
+    ) {
         self.code = code
         self.message = message
+        self.group = group
+        self.taskID = taskID
+        self.queueSize = queueSize
+        self.maxQueueSize = maxQueueSize
     }
 
     public var description: String { "CallQueueError.\(code): \(message)" }

@@ -181,6 +181,13 @@ public final class FIFOSemaphore: Sendable {
         }
     }
 
+    /// An acquire with a ticket reserved by ``makeTicket()``, so that the caller can ask for its position
+    /// while it waits. Otherwise the same as ``acquire(weight:deadline:)``.
+    func acquire(weight: Int, deadline: ContinuousClock.Instant?, ticket: Ticket) async throws {
+        if takeIfFree(weight: weight) { return }
+        try await acquireQueued(weight: weight, deadline: deadline.map(Deadline.init), ticket: ticket)
+    }
+
     /// Kept out of the async path: its message would otherwise take room in every waiting task's frame.
     @inline(never)
     func validate(weight: Int) throws {

@@ -131,3 +131,49 @@ extension XCTestCase {
         }
     }
 }
+
+/// Waits until the task's status satisfies `condition`.
+func waitForStatus(
+    _ queue: CallQueue,
+    _ id: TaskID,
+    file: StaticString = #filePath,
+    line: UInt = #line,
+    _ condition: @escaping (TaskStatus.State) -> Bool
+) async {
+    await waitUntil("status of \(id)", file: file, line: line) {
+        guard let status = try? queue.status(of: id) else { return false }
+        return condition(status.state)
+    }
+}
+
+extension TaskStatus.State {
+    var isQueued: Bool {
+        if case .queued = self { return true }
+        return false
+    }
+    var isRunning: Bool {
+        if case .running = self { return true }
+        return false
+    }
+    var queued: TaskStatus.Queued? {
+        if case .queued(let queued) = self { return queued }
+        return nil
+    }
+    var running: TaskStatus.Running? {
+        if case .running(let running) = self { return running }
+        return nil
+    }
+    var finished: TaskStatus.Finished? {
+        if case .finished(let finished) = self { return finished }
+        return nil
+    }
+}
+
+/// An observer that records what it is told.
+final class RecordingObserver: CallQueueObserver {
+    let statuses = Recorder<TaskStatus>()
+    let failures = Recorder<CallFailureReport>()
+
+    func taskDidChange(_ status: TaskStatus) { statuses.append(status) }
+    func callDidFail(_ report: CallFailureReport) { failures.append(report) }
+}

@@ -1,0 +1,90 @@
+// AUTOMATIC1111's four call wrappers, as higher-order functions over any parameter list. Each returns a
+// function with the same parameters. The first throws what the wrapped function throws; the other three
+// never throw: they return a ``CallResponse`` holding the outputs, or the fallback and the error.
+
+/// Wraps `function` so that each call holds a slot of `group` while it runs: AUTOMATIC1111's
+/// `wrap_queued_call`. No task lifecycle, no error handling.
+public func wrapQueuedCall<each Argument, Output>(
+    _ queue: CallQueue,
+    group: ConcurrencyGroupID = .default,
+    _ function: @escaping @Sendable (repeat each Argument) async throws -> Output
+) -> @Sendable (repeat each Argument) async throws -> Output {
+    { (argument: repeat each Argument) in
+        try await queue.runQueued(group: group) { try await function(repeat each argument) }
+    }
+}
+
+/// Wraps `function` as a GPU job: queued in `group`, tracked by a task whose id is the first argument when
+/// it is a `task(...)` string (AUTOMATIC1111's rule) or generated otherwise, with its cost measured:
+/// AUTOMATIC1111's `wrap_gradio_gpu_call`.
+///
+/// The wrapped function never throws. A failure, a rejection (queue full) or a cancellation comes back as
+/// a response with `fallback`'s outputs and the error; failures are also reported to the queue's observer
+/// with the arguments, cut at 131,072 characters with a note of the original length.
+public func wrapGPUCall<each Argument, Output: Sendable>(
+    _ queue: CallQueue,
+    group: ConcurrencyGroupID = .default,
+    fallback: CallFallback<Output>? = nil,
+    _ function: @escaping @Sendable (repeat each Argument) async throws -> Output
+) -> @Sendable (repeat each Argument) async -> CallResponse<Output> {
+    { (argument: repeat each Argument) in
+        var all: [Any] = []
+        for value in repeat each argument { all.append(value) }
+        let id = all.first.flatMap(TaskID.fromFirstArgument)
+        do {
+            let outcome = try await queue.performJob(
+                id: id,
+                group: group,
+                weight: nil,
+                deadline: nil,
+                arguments: all,
+                keepResult: { $0 }
+            ) { _ in try await function(repeat each argument) }
+            return CallResponse(outcome, fallback: fallback)
+        } catch {
+            // Not admitted: nothing ran and nothing was registered.
+            queue.configuration.observer?.callDidFail(CallQueue.failureReport(error, taskID: id, arguments: all))
+            let outcome = CallQueue.JobOutcome<Output>(
+                result: .failure(error),
+                taskID: id,
+                stats: PerfStats(queued: .zero, running: .zero)
+            )
+            return CallResponse(outcome, fallback: fallback)
+        }
+    }
+}
+
+/// Wraps `function` with error capture and timing, unqueued; afterwards it clears the control flags of the
+/// task named by a `task(...)` first argument: AUTOMATIC1111's `wrap_gradio_call`.
+public func wrapCall<each Argument, Output: Sendable>(
+    _ queue: CallQueue,
+    fallback: CallFallback<Output>? = nil,
+    _ function: @escaping @Sendable (repeat each Argument) async throws -> Output
+) -> @Sendable (repeat each Argument) async -> CallResponse<Output> {
+    { (argument: repeat each Argument) in
+        var all: [Any] = []
+        for value in repeat each argument { all.append(value) }
+        let id = all.first.flatMap(TaskID.fromFirstArgument)
+        let outcome = await queue.performCall(id: id, resetFlags: true, arguments: all) {
+            try await function(repeat each argument)
+        }
+        return CallResponse(outcome, fallback: fallback)
+    }
+}
+
+/// Wraps `function` with error capture and timing, touching no task: AUTOMATIC1111's
+/// `wrap_gradio_call_no_job`, for actions that are not jobs (saving files, settings).
+public func wrapCallNoJob<each Argument, Output: Sendable>(
+    _ queue: CallQueue,
+    fallback: CallFallback<Output>? = nil,
+    _ function: @escaping @Sendable (repeat each Argument) async throws -> Output
+) -> @Sendable (repeat each Argument) async -> CallResponse<Output> {
+    { (argument: repeat each Argument) in
+        var all: [Any] = []
+        for value in repeat each argument { all.append(value) }
+        let outcome = await queue.performCall(id: nil, resetFlags: false, arguments: all) {
+            try await function(repeat each argument)
+        }
+        return CallResponse(outcome, fallback: fallback)
+    }
+}

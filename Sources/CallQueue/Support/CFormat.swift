@@ -1,0 +1,47 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Formats one `Double` with a C `printf` conversion (`"%.1f"`, `"%g"`), which rounds exactly as Python's
+/// format specifications do: the renderings match AUTOMATIC1111's byte for byte.
+func cFormat(_ format: StaticString, _ value: Double) -> String {
+    withVaList([value]) { arguments in
+        var buffer = [CChar](repeating: 0, count: 64)
+        let written = format.withUTF8Buffer { formatBytes in
+            formatBytes.withMemoryRebound(to: CChar.self) { formatChars in
+                vsnprintf(&buffer, buffer.count, formatChars.baseAddress!, arguments)
+            }
+        }
+        precondition(written >= 0 && written < buffer.count, "cFormat: value too long for its buffer")
+        return String(decoding: buffer.prefix(Int(written)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+extension Duration {
+    /// Seconds as a `Double`.
+    var seconds: Double {
+        let parts = components
+        return Double(parts.seconds) + Double(parts.attoseconds) / 1e18
+    }
+}
+
+/// Escapes text for HTML the way Python's `html.escape` does (quotes included).
+func htmlEscaped(_ text: String) -> String {
+    var escaped = ""
+    escaped.reserveCapacity(text.utf8.count)
+    for character in text {
+        switch character {
+        case "&": escaped += "&amp;"
+        case "<": escaped += "&lt;"
+        case ">": escaped += "&gt;"
+        case "\"": escaped += "&quot;"
+        case "'": escaped += "&#x27;"
+        default: escaped.append(character)
+        }
+    }
+    return escaped
+}
