@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 raw=${1:-$(mktemp)}
-swift package --disable-sandbox benchmark --format markdown --no-progress >"$raw" 2>&1 || {
+swift package --disable-sandbox benchmark --target SemaphoreBenchmarks --format markdown --no-progress >"$raw" 2>&1 || {
     cat "$raw" >&2
     exit 1
 }

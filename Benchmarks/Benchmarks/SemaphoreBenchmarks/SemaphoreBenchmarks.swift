@@ -37,7 +37,9 @@ func measureUncontended(_ benchmark: Benchmark, _ body: () async throws -> Void)
 func registerContended<S: BenchmarkedSemaphore>(_ type: S.Type) {
     // With an empty critical section most operations find the permit free; the "yielding" variants yield
     // while holding, so that every acquire meets a holder and every release is a hand-off.
-    for (workload, permits, yielding) in [("W2", 1, false), ("W3", 4, false), ("W2 yielding", 1, true), ("W3 yielding", 4, true)] {
+    for (workload, permits, yielding) in [
+        ("W2", 1, false), ("W3", 4, false), ("W2 yielding", 1, true), ("W3 yielding", 4, true),
+    ] {
         Benchmark(
             "\(workload) \(S.name)",
             // The yielding variants swing between runs with how the pool's two threads sleep and wake:

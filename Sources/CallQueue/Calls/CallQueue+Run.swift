@@ -120,11 +120,9 @@ extension CallQueue {
         let queuedAt = ContinuousClock.now
         let (group, admitted) = try registry.withLock { registry in
             let group = try registry.admit(id, group: groupID, weight: weight, control: control, now: queuedAt)
-            return (group, registry.deliveries(for: [id], now: queuedAt, processLimit: processLimit))
+            return (group, registry.deliveriesWithObserver(for: id, now: queuedAt, processLimit: processLimit))
         }
-        var observed = admitted
-        if let status = try? status(of: id) { observed.observed.append(status) }
-        deliver(observed)
+        deliver(admitted)
 
         control.attach()
         defer { control.detach() }
@@ -137,11 +135,14 @@ extension CallQueue {
             startedAt = now
             let started = registry.withLock { registry in
                 registry.start(id, slot: held.slot, now: now)
-                return registry.deliveries(for: [id], positionsOf: groupID, now: now, processLimit: processLimit)
+                return registry.deliveriesWithObserver(
+                    for: id,
+                    positionsOf: groupID,
+                    now: now,
+                    processLimit: processLimit
+                )
             }
-            var startedDeliveries = started
-            if let status = try? status(of: id) { startedDeliveries.observed.append(status) }
-            deliver(startedDeliveries)
+            deliver(started)
             let context = CallContext(taskID: id, group: groupID, slot: held.slot, queue: self, control: control)
             result = .success(try await CallContext.$current.withValue(context) { try await body(context) })
         } catch {

@@ -131,7 +131,7 @@ public final class CallQueue: Sendable {
     public func close() {
         let groups = registry.withLock { registry -> [ConcurrencyGroup] in
             registry.isClosed = true
-            return Array(registry.groups.values)
+            return registry.groups.values.map(\.group)
         }
         for group in groups {
             group.slots?.close()

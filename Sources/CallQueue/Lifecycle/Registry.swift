@@ -25,13 +25,18 @@ struct Registry: Sendable {
 
     let configuration: CallQueue.Configuration
     var isClosed = false
-    var groups: [ConcurrencyGroupID: ConcurrencyGroup] = [:]
-    var estimators: [ConcurrencyGroupID: RunTimeEstimator] = [:]
+    /// Everything kept per group, under one key: each call looks its group up once per step.
+    struct GroupState: Sendable {
+        let group: ConcurrencyGroup
+        /// Admitted, not yet started.
+        var waiting = 0
+        /// Running, for the time until a slot frees.
+        var running: Set<TaskID> = []
+        var estimator: RunTimeEstimator
+    }
+
+    var groups: [ConcurrencyGroupID: GroupState] = [:]
     var live: [TaskID: LiveTask] = [:]
-    /// Admitted, not yet started, per group.
-    var waitingByGroup: [ConcurrencyGroupID: Int] = [:]
-    /// Running tasks per group, for the time until a slot frees.
-    var runningByGroup: [ConcurrencyGroupID: Set<TaskID>] = [:]
     var finished: [TaskID: TaskStatus] = [:]
     var finishedOrder: [TaskID] = []
     var results: [TaskID: any Sendable] = [:]
@@ -46,14 +51,14 @@ struct Registry: Sendable {
     // MARK: Groups
 
     mutating func group(_ id: ConcurrencyGroupID) -> ConcurrencyGroup {
-        if let group = groups[id] { return group }
+        if let state = groups[id] { return state.group }
         let group = ConcurrencyGroup(id: id, configuration: configuration.configuration(of: id))
-        groups[id] = group
+        groups[id] = GroupState(group: group, estimator: RunTimeEstimator(prior: configuration.initialRunTimeEstimate))
         return group
     }
 
     func estimate(for group: ConcurrencyGroupID) -> Duration {
-        estimators[group]?.estimate ?? configuration.initialRunTimeEstimate
+        groups[group]?.estimator.estimate ?? configuration.initialRunTimeEstimate
     }
 
     /// Gradio's wait formula with our estimate: the time until a slot frees (when all are taken), plus one
@@ -61,7 +66,7 @@ struct Registry: Sendable {
     func estimatedWait(group: ConcurrencyGroup, position: Int, now: ContinuousClock.Instant) -> Duration {
         guard let limit = group.configuration.limit.count else { return .zero }
         let estimate = estimate(for: group.id)
-        let running = runningByGroup[group.id] ?? []
+        let running = groups[group.id]?.running ?? []
         var untilSlotFrees = Duration.zero
         if running.count >= limit {
             let soonest = running.compactMap { id -> Duration? in
@@ -109,7 +114,7 @@ struct Registry: Sendable {
                 )
             }
         }
-        let waitingInGroup = waitingByGroup[groupID] ?? 0
+        let waitingInGroup = groups[groupID]?.waiting ?? 0
         let queuedInGroup = queued(in: groupID, limit: config.limit)
         if let maxSize = config.maxQueueSize, queuedInGroup + 1 > maxSize, waitsForSlot(groupID, limit: config.limit) {
             throw CallQueueError(
@@ -122,7 +127,9 @@ struct Registry: Sendable {
             )
         }
         if let maxSize = configuration.maxQueueSize, waitsForSlot(groupID, limit: config.limit) {
-            let queuedInAll = groups.values.reduce(0) { $0 + queued(in: $1.id, limit: $1.configuration.limit) }
+            let queuedInAll = groups.values.reduce(0) {
+                $0 + queued(in: $1.group.id, limit: $1.group.configuration.limit)
+            }
             if queuedInAll + 1 > maxSize {
                 throw CallQueueError(
                     .queueFull,
@@ -152,22 +159,22 @@ struct Registry: Sendable {
             queuedAt: now,
             phase: .waiting(semaphore: nil, ticket: nil, holder: .group)
         )
-        waitingByGroup[groupID, default: 0] += 1
+        groups[groupID]?.waiting += 1
         return group
     }
 
     /// Calls of a group that are admitted and will have to wait: those beyond the free slots. A call that
     /// will start at once is not queued, so a queue size of 0 still admits calls while a slot is free.
     func queued(in group: ConcurrencyGroupID, limit: ConcurrencyLimit) -> Int {
-        guard let limit = limit.count else { return 0 }
-        let free = max(0, limit - (runningByGroup[group]?.count ?? 0))
-        return max(0, (waitingByGroup[group] ?? 0) - free)
+        guard let limit = limit.count, let state = groups[group] else { return 0 }
+        let free = max(0, limit - state.running.count)
+        return max(0, state.waiting - free)
     }
 
     /// Whether one more call of the group would have to wait for a slot.
     func waitsForSlot(_ group: ConcurrencyGroupID, limit: ConcurrencyLimit) -> Bool {
-        guard let count = limit.count else { return false }
-        return (waitingByGroup[group] ?? 0) + (runningByGroup[group]?.count ?? 0) >= count
+        guard let count = limit.count, let state = groups[group] else { return false }
+        return state.waiting + state.running.count >= count
     }
 
     // MARK: Transitions
@@ -181,8 +188,8 @@ struct Registry: Sendable {
     mutating func start(_ id: TaskID, slot: Int, now: ContinuousClock.Instant) {
         guard let task = live[id] else { return }
         live[id]?.phase = .running(slot: slot, startedAt: now, progress: nil, step: nil)
-        waitingByGroup[task.group, default: 1] -= 1
-        runningByGroup[task.group, default: []].insert(id)
+        groups[task.group]?.waiting -= 1
+        groups[task.group]?.running.insert(id)
     }
 
     mutating func setProgress(of id: TaskID, fraction: Double, step: String?) {
@@ -202,14 +209,13 @@ struct Registry: Sendable {
         var ranFor = Duration.zero
         switch task.phase {
         case .waiting:
-            waitingByGroup[task.group, default: 1] -= 1
+            groups[task.group]?.waiting -= 1
         case .running(_, let startedAt, _, _):
             queuedFor = startedAt - task.queuedAt
             ranFor = now - startedAt
-            runningByGroup[task.group]?.remove(id)
+            groups[task.group]?.running.remove(id)
             if outcome != .cancelled {
-                let prior = configuration.initialRunTimeEstimate
-                estimators[task.group, default: RunTimeEstimator(prior: prior)].record(ranFor)
+                groups[task.group]?.estimator.record(ranFor)
             }
         }
         let status = TaskStatus(
@@ -245,14 +251,14 @@ struct Registry: Sendable {
         let estimate = estimate(for: task.group)
         switch task.phase {
         case .waiting(let semaphore, let ticket, let holder):
-            let queueSize = semaphore?.snapshot.waiting ?? (waitingByGroup[task.group] ?? 1)
+            let queueSize = semaphore?.snapshot.waiting ?? (groups[task.group]?.waiting ?? 1)
             // Not yet in the semaphore's queue (admitted, about to wait): it stands at the back.
             let position = ticket.flatMap { semaphore?.position(of: $0) } ?? max(0, queueSize - 1)
             let wait: Duration
             if holder == .processLimit, let processLimit {
                 wait = estimate * (Double(position + 1) / Double(processLimit.permits))
             } else {
-                wait = groups[task.group].map { estimatedWait(group: $0, position: position, now: now) } ?? .zero
+                wait = groups[task.group].map { estimatedWait(group: $0.group, position: position, now: now) } ?? .zero
             }
             return TaskStatus(
                 id: id,
@@ -312,22 +318,39 @@ struct Registry: Sendable {
             }
         }
         for id in targets {
-            guard let status = status(of: id, now: now, processLimit: processLimit) else { continue }
-            for continuation in (subscribers[id] ?? [:]).values {
+            guard let continuations = subscribers[id], !continuations.isEmpty,
+                let status = status(of: id, now: now, processLimit: processLimit)
+            else { continue }
+            for continuation in continuations.values {
                 deliveries.updates.append((continuation, status))
             }
         }
         return deliveries
     }
 
-    /// A task's final status goes to its subscribers, whose streams then end.
+    /// A task's final status goes to its subscribers, whose streams then end, and to the observer.
     mutating func deliveriesForFinished(_ status: TaskStatus) -> Deliveries {
         var deliveries = Deliveries()
         for continuation in (subscribers.removeValue(forKey: status.id) ?? [:]).values {
             deliveries.updates.append((continuation, status))
             deliveries.finished.append(continuation)
         }
-        deliveries.observed.append(status)
+        if configuration.observer != nil { deliveries.observed.append(status) }
         return deliveries
+    }
+
+    /// The updates for `id`'s subscribers (and, with `positionsOf`, for the waiting tasks that moved), plus
+    /// `id`'s status for the observer when there is one.
+    func deliveriesWithObserver(
+        for id: TaskID,
+        positionsOf group: ConcurrencyGroupID? = nil,
+        now: ContinuousClock.Instant,
+        processLimit: FIFOSemaphore?
+    ) -> Deliveries {
+        var result = deliveries(for: [id], positionsOf: group, now: now, processLimit: processLimit)
+        if configuration.observer != nil, let status = status(of: id, now: now, processLimit: processLimit) {
+            result.observed.append(status)
+        }
+        return result
     }
 }

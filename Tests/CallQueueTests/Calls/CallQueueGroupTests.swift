@@ -56,7 +56,7 @@ final class CallQueueGroupTests: XCTestCase {
         XCTAssertEqual(running.current, 0)
         XCTAssertEqual(badSlots.current, 0, "a slot was outside 0..<2 or given to two calls at once")
         XCTAssertTrue(queue.liveTasks.isEmpty)
-        let group = queue.registry.withLock { $0.groups["gpu"] }
+        let group = queue.registry.withLock { $0.groups["gpu"]?.group }
         XCTAssertEqual(group?.slots?.snapshot, .init(permits: 2, available: 2, waiting: 0, isClosed: false))
     }
 
