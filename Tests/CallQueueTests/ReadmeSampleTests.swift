@@ -11,10 +11,34 @@ func generate(_ prompt: String) async throws -> String {
     }
 }
 
+let calls = try! CallQueue(configuration: .init(groups: ["gpu": .init(limit: 2, maxQueueSize: 100)]))
+
+func txt2img(_ prompt: String, taskID: TaskID) async throws -> String {
+    try await calls.runGPUCall(id: taskID, group: "gpu") { context in
+        for step in 1...20 {
+            // ... one denoising step on GPU number `context.slot` ...
+            context.report(completed: step, of: 20)
+        }
+        return "image for \(prompt) from GPU \(context.slot)"
+    }
+}
+
+// From another request: where is it, and stop it.
+func progress(of taskID: TaskID) throws -> TaskStatus { try calls.status(of: taskID) }
+func stop(_ taskID: TaskID) throws { try calls.cancel(taskID) }
+
 final class ReadmeSampleTests: XCTestCase {
     func testReadmeSampleRuns() async throws {
         let result = try await generate("a lighthouse")
         XCTAssertEqual(result, "image for a lighthouse")
         XCTAssertEqual(gpu.snapshot.available, 1)
+    }
+
+    func testReadmeCallQueueSampleRuns() async throws {
+        let image = try await txt2img("a lighthouse", taskID: "task(readme)")
+        XCTAssertEqual(image, "image for a lighthouse from GPU 0")
+        XCTAssertTrue(try progress(of: "task(readme)").isFinished)
+        XCTAssertFalse(try calls.cancel("task(readme)"), "already finished")
+        XCTAssertNoThrow(try stop("task(readme)"))
     }
 }
