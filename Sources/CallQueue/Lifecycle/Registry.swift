@@ -251,9 +251,16 @@ struct Registry: Sendable {
         let estimate = estimate(for: task.group)
         switch task.phase {
         case .waiting(let semaphore, let ticket, let holder):
-            let queueSize = semaphore?.snapshot.waiting ?? (groups[task.group]?.waiting ?? 1)
-            // Not yet in the semaphore's queue (admitted, about to wait): it stands at the back.
-            let position = ticket.flatMap { semaphore?.position(of: $0) } ?? max(0, queueSize - 1)
+            // Admitted but not yet in a semaphore's queue, it is about to join the group's queue at the back.
+            let queue = semaphore ?? groups[task.group]?.group.slots
+            let waiting = queue?.snapshot.waiting ?? 0
+            let position: Int
+            let queueSize: Int
+            if let ticket, let queue, let found = queue.position(of: ticket) {
+                (position, queueSize) = (found, waiting)
+            } else {
+                (position, queueSize) = (waiting, waiting + 1)
+            }
             let wait: Duration
             if holder == .processLimit, let processLimit {
                 wait = estimate * (Double(position + 1) / Double(processLimit.permits))
@@ -266,7 +273,7 @@ struct Registry: Sendable {
                 state: .queued(
                     .init(
                         position: position,
-                        queueSize: max(queueSize, position + 1),
+                        queueSize: queueSize,
                         heldBy: holder,
                         estimatedWait: wait,
                         eta: wait + estimate

@@ -19,26 +19,21 @@ final class FIFOSemaphoreWeightTests: XCTestCase {
     func testLargeHeadWaiterIsNotStarved() async throws {
         let semaphore = FIFOSemaphore(permits: 4)
         try await semaphore.acquire(weight: 3)
-        let order = Recorder<String>()
-        let big = Task {
-            try await semaphore.acquire(weight: 2)
-            order.append("big")
-        }
+        let big = Task { try await semaphore.acquire(weight: 2) }
         await waitForWaiters(semaphore, 1)
-        let small = Task {
-            try await semaphore.acquire(weight: 1)
-            order.append("small")
-        }
+        let small = Task { try await semaphore.acquire(weight: 1) }
         await waitForWaiters(semaphore, 2)
         XCTAssertFalse(semaphore.tryAcquire(weight: 1), "one permit is free but big is first in line")
-        XCTAssertEqual(order.elements, [])
-        semaphore.release(weight: 3)
+        XCTAssertEqual(semaphore.snapshot.waiting, 2, "small waits behind big although it would fit")
+        // Two free now: exactly enough for big, none left for small.
+        semaphore.release(weight: 1)
         try await big.value
+        XCTAssertEqual(semaphore.snapshot, .init(permits: 4, available: 0, waiting: 1, isClosed: false))
+        semaphore.release(weight: 2)
         try await small.value
-        XCTAssertEqual(order.elements.first, "big")
-        XCTAssertEqual(semaphore.snapshot.available, 1)
         semaphore.release(weight: 2)
         semaphore.release(weight: 1)
+        XCTAssertEqual(semaphore.snapshot.available, 4)
     }
 
     /// Cancelling the blocking head wakes the waiters behind it that now fit, with no release.
