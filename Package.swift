@@ -13,12 +13,21 @@ let package = Package(
     products: [
         .library(name: "CallQueue", targets: ["CallQueue"]),
         .executable(name: "CallQueueDemo", targets: ["CallQueueDemo"]),
+        // Test fixtures: fake libnvidia-ml builds, loaded by path in the tests. Nothing links them.
+        .library(name: "FakeNVML", type: .dynamic, targets: ["FakeNVML"]),
+        .library(name: "FakeNVMLLegacy", type: .dynamic, targets: ["FakeNVMLLegacy"]),
     ],
     targets: [
+        // NVML's types and function-pointer typedefs, in a header of our own; no `link`: libnvidia-ml is
+        // opened with dlopen at run time.
+        .systemLibrary(name: "CNVML", path: "Sources/CNVML"),
         .target(
             name: "CallQueue",
+            dependencies: ["CNVML"],
             swiftSettings: strictSettings
         ),
+        .target(name: "FakeNVML", path: "Tests/FakeNVML"),
+        .target(name: "FakeNVMLLegacy", path: "Tests/FakeNVMLLegacy"),
         .executableTarget(
             name: "CallQueueDemo",
             dependencies: ["CallQueue"],

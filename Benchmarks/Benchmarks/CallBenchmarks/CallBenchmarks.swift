@@ -14,6 +14,12 @@ enum Metric {
     static let mostRunning = BenchmarkMetric.custom("most running at once", useScalingFactor: false)
     static let nanosecondsPerStatus = BenchmarkMetric.custom("ns per status", useScalingFactor: false)
     static let positionRoundMilliseconds = BenchmarkMetric.custom("position round ms", useScalingFactor: false)
+    static let readsPerSecond = BenchmarkMetric.custom("device reads per s (x100)", useScalingFactor: false)
+}
+
+/// A device for the benchmarks: answers at once, counts nothing.
+let fakeDevice = ClosureDeviceMonitor(device: DeviceIdentity(kind: "fake", index: 0)) {
+    DeviceMemory(total: 80 << 30, free: 70 << 30, used: 10 << 30)
 }
 
 func nanoseconds(_ duration: Duration) -> Int {
@@ -106,6 +112,39 @@ let benchmarks: @Sendable () -> Void = {
             try await queue.runGPUCall { _ in blackHole(1) }
         }
         benchmark.measurement(Metric.nanosecondsPerCall, nanoseconds(ContinuousClock.now - start) / calls)
+    }
+
+    Benchmark(
+        "C1 runGPUCall with a sampler",
+        configuration: configuration([Metric.nanosecondsPerCall], iterations: 10)
+    ) { benchmark in
+        let sampler = MemorySampler(monitor: fakeDevice, pollRate: 8)
+        let queue = try CallQueue(configuration: .init(memorySampler: sampler))
+        let start = ContinuousClock.now
+        for _ in 0..<calls {
+            try await queue.runGPUCall { _ in blackHole(1) }
+        }
+        benchmark.measurement(Metric.nanosecondsPerCall, nanoseconds(ContinuousClock.now - start) / calls)
+        sampler.stop()
+    }
+
+    // C4: one sampler at 8 Hz serving 1, 10 and 100 calls open at once for two seconds.
+    for concurrent in [1, 10, 100] {
+        Benchmark(
+            "C4 sampler, \(concurrent) concurrent calls",
+            configuration: configuration([Metric.readsPerSecond], iterations: 3)
+        ) { benchmark in
+            let sampler = MemorySampler(monitor: fakeDevice, pollRate: 8)
+            let windows = (0..<concurrent).map { _ in sampler.openWindow() }
+            let start = ContinuousClock.now
+            try await Task.sleep(for: .seconds(2))
+            let reads = sampler.readCount
+            let elapsed = ContinuousClock.now - start
+            for window in windows { _ = window.close() }
+            sampler.stop()
+            let perSecond = Double(reads) / (Double(nanoseconds(elapsed)) / 1e9)
+            benchmark.measurement(Metric.readsPerSecond, Int((perSecond * 100).rounded()))
+        }
     }
 
     Benchmark("C1 wrapGPUCall", configuration: configuration([Metric.nanosecondsPerCall], iterations: 10)) {

@@ -23,6 +23,9 @@ extension CallQueue {
         public var initialRunTimeEstimate: Duration = .seconds(10)
         /// Receives the queue's events.
         public var observer: (any CallQueueObserver)?
+        /// Samples the device's memory while GPU jobs run; their ``PerfStats`` then carry the peaks of
+        /// each job's own run. `nil`: time only.
+        public var memorySampler: MemorySampler?
 
         /// A configuration; every parameter has the default described on its property.
         public init(
@@ -35,7 +38,8 @@ extension CallQueue {
             finishedTaskHistory: Int = 16,
             resultHistory: Int = 2,
             initialRunTimeEstimate: Duration = .seconds(10),
-            observer: (any CallQueueObserver)? = nil
+            observer: (any CallQueueObserver)? = nil,
+            memorySampler: MemorySampler? = nil
         ) {
             self.defaultLimit = defaultLimit
             self.groups = groups
@@ -47,6 +51,7 @@ extension CallQueue {
             self.resultHistory = resultHistory
             self.initialRunTimeEstimate = initialRunTimeEstimate
             self.observer = observer
+            self.memorySampler = memorySampler
         }
 
         /// The configuration of a group: its declaration, or the defaults.

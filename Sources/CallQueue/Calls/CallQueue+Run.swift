@@ -127,6 +127,7 @@ extension CallQueue {
         control.attach()
         defer { control.detach() }
         var startedAt: ContinuousClock.Instant?
+        var memory: Result<MemoryStats, MemorySampler.MemoryUnavailable>?
         let result: Result<T, any Error>
         do {
             let held = try await acquireStages(of: group, weight: weight, deadline: deadline, task: id)
@@ -143,6 +144,10 @@ extension CallQueue {
                 )
             }
             deliver(started)
+            // Closed before the slot is released (defers run last first), so the next call's run on the
+            // device cannot fall into this window.
+            let memoryWindow = configuration.memorySampler?.openWindow()
+            defer { memory = memoryWindow?.close() }
             let context = CallContext(taskID: id, group: groupID, slot: held.slot, queue: self, control: control)
             result = .success(try await CallContext.$current.withValue(context) { try await body(context) })
         } catch {
@@ -169,10 +174,15 @@ extension CallQueue {
         if case .failure(let error) = result, !(error is CancellationError) {
             configuration.observer?.callDidFail(Self.failureReport(error, taskID: id, arguments: arguments()))
         }
-        let stats = PerfStats(
+        var stats = PerfStats(
             queued: (startedAt ?? finishedAt) - queuedAt,
             running: startedAt.map { finishedAt - $0 } ?? .zero
         )
+        switch memory {
+        case .success(let memory): stats.memory = memory
+        case .failure(let unavailable): stats.memoryUnavailableReason = unavailable.description
+        case nil: break
+        }
         return JobOutcome(result: result, taskID: id, stats: stats)
     }
 

@@ -1,16 +1,28 @@
-/// What one call cost: time queued and time running, kept apart.
+/// What one call cost: time queued and time running, kept apart, and the memory peaks of its run.
 ///
-/// Renders as AUTOMATIC1111's "Time taken" HTML block, as one plain line, and as `Codable`. Unlike
-/// AUTOMATIC1111, "Time taken" is the running time alone; the wait is reported beside it, not folded in.
+/// Renders as AUTOMATIC1111's "Time taken" HTML block (with its VRAM line when memory was sampled), as
+/// one plain line, and as `Codable`. Unlike AUTOMATIC1111, "Time taken" is the running time alone; the
+/// wait is reported beside it, not folded in.
 public struct PerfStats: Sendable, Hashable, Codable {
     /// Time from the call being queued to its start.
     public var queued: Duration
     /// Time from its start to its end.
     public var running: Duration
+    /// The memory peaks of the call's run, when a ``MemorySampler`` watched it.
+    public var memory: MemoryStats?
+    /// Why ``memory`` is missing though a sampler was set (polling off, the device failing to read).
+    public var memoryUnavailableReason: String?
 
-    public init(queued: Duration, running: Duration) {
+    public init(
+        queued: Duration,
+        running: Duration,
+        memory: MemoryStats? = nil,
+        memoryUnavailableReason: String? = nil
+    ) {
         self.queued = queued
         self.running = running
+        self.memory = memory
+        self.memoryUnavailableReason = memoryUnavailableReason
     }
 
     /// AUTOMATIC1111's time text: `"S.S sec."`, with `"N min. "` in front from one minute on.
@@ -26,11 +38,17 @@ public struct PerfStats: Sendable, Hashable, Codable {
     /// AUTOMATIC1111's performance block, appended to a response's last HTML output.
     public var html: String {
         "<div class='performance'><p class='time'>Time taken: <wbr><span class='measurement'>"
-            + Self.timeText(running) + "</span></p></div>"
+            + Self.timeText(running) + "</span></p>" + (memory?.html ?? "") + "</div>"
     }
 
-    /// One line for logs: `ran 4.3 sec., queued 1.2 sec.`
+    /// One line for logs: `ran 4.3 sec., queued 1.2 sec.; A 2.41 GB, R 3.18 GB, Sys 5.8/6 GB (96.5%)`.
     public var plainText: String {
-        "ran \(Self.timeText(running)), queued \(Self.timeText(queued))"
+        var text = "ran \(Self.timeText(running)), queued \(Self.timeText(queued))"
+        if let memory {
+            text += "; \(memory.plainText)"
+        } else if let memoryUnavailableReason {
+            text += "; memory unavailable: \(memoryUnavailableReason)"
+        }
+        return text
     }
 }
