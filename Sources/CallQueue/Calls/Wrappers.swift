@@ -61,15 +61,7 @@ public func wrapCall<each Argument, Output: Sendable>(
     fallback: CallFallback<Output>? = nil,
     _ function: @escaping @Sendable (repeat each Argument) async throws -> Output
 ) -> @Sendable (repeat each Argument) async -> CallResponse<Output> {
-    { (argument: repeat each Argument) in
-        var all: [Any] = []
-        for value in repeat each argument { all.append(value) }
-        let id = all.first.flatMap(TaskID.fromFirstArgument)
-        let outcome = await queue.performCall(id: id, resetFlags: true, arguments: all) {
-            try await function(repeat each argument)
-        }
-        return CallResponse(outcome, fallback: fallback)
-    }
+    wrapUnqueued(queue, fallback: fallback, resetsFlags: true, function)
 }
 
 /// Wraps `function` with error capture and timing, touching no task: AUTOMATIC1111's
@@ -79,10 +71,21 @@ public func wrapCallNoJob<each Argument, Output: Sendable>(
     fallback: CallFallback<Output>? = nil,
     _ function: @escaping @Sendable (repeat each Argument) async throws -> Output
 ) -> @Sendable (repeat each Argument) async -> CallResponse<Output> {
+    wrapUnqueued(queue, fallback: fallback, resetsFlags: false, function)
+}
+
+/// The two unqueued wrappers; `resetsFlags` is the job-state reset of `wrap_gradio_call`.
+private func wrapUnqueued<each Argument, Output: Sendable>(
+    _ queue: CallQueue,
+    fallback: CallFallback<Output>?,
+    resetsFlags: Bool,
+    _ function: @escaping @Sendable (repeat each Argument) async throws -> Output
+) -> @Sendable (repeat each Argument) async -> CallResponse<Output> {
     { (argument: repeat each Argument) in
         var all: [Any] = []
         for value in repeat each argument { all.append(value) }
-        let outcome = await queue.performCall(id: nil, resetFlags: false, arguments: all) {
+        let id = resetsFlags ? all.first.flatMap(TaskID.fromFirstArgument) : nil
+        let outcome = await queue.performCall(id: id, resetFlags: resetsFlags, arguments: all) {
             try await function(repeat each argument)
         }
         return CallResponse(outcome, fallback: fallback)

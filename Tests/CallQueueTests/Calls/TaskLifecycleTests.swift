@@ -213,21 +213,6 @@ final class TaskLifecycleTests: XCTestCase {
             try await group.waitForAll()
         }
     }
-
-    private func assertThrows<E: Error>(
-        _ type: E.Type,
-        _ body: () async throws -> Void,
-        file: StaticString = #filePath,
-        line: UInt = #line
-    ) async {
-        do {
-            try await body()
-            XCTFail("expected \(E.self)", file: file, line: line)
-        } catch is E {
-        } catch {
-            XCTFail("expected \(E.self), got \(error)", file: file, line: line)
-        }
-    }
 }
 
 func assertDurationsClose(

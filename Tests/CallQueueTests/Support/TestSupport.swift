@@ -99,19 +99,32 @@ func stressIterations(_ count: Int, minimum: Int) -> Int {
 }
 
 extension XCTestCase {
+    /// Asserts that `body` throws an error of type `E`, and returns it.
+    @discardableResult
+    func assertThrows<E: Error>(
+        _ type: E.Type,
+        _ body: () async throws -> Void,
+        file: StaticString = #filePath,
+        line: UInt = #line
+    ) async -> E? {
+        do {
+            try await body()
+            XCTFail("expected \(E.self), got success", file: file, line: line)
+        } catch let error as E {
+            return error
+        } catch {
+            XCTFail("expected \(E.self), got \(error)", file: file, line: line)
+        }
+        return nil
+    }
+
     /// Asserts that `body` throws `CancellationError`.
     func assertThrowsCancellation(
         _ body: () async throws -> Void,
         file: StaticString = #filePath,
         line: UInt = #line
     ) async {
-        do {
-            try await body()
-            XCTFail("expected CancellationError, got success", file: file, line: line)
-        } catch is CancellationError {
-        } catch {
-            XCTFail("expected CancellationError, got \(error)", file: file, line: line)
-        }
+        await assertThrows(CancellationError.self, body, file: file, line: line)
     }
 
     /// Asserts that `body` throws a ``CallQueueError`` with `code`.
@@ -121,13 +134,9 @@ extension XCTestCase {
         file: StaticString = #filePath,
         line: UInt = #line
     ) async {
-        do {
-            try await body()
-            XCTFail("expected CallQueueError.\(code), got success", file: file, line: line)
-        } catch let error as CallQueueError {
+        let error = await assertThrows(CallQueueError.self, body, file: file, line: line)
+        if let error {
             XCTAssertEqual(error.code, code, "\(error)", file: file, line: line)
-        } catch {
-            XCTFail("expected CallQueueError.\(code), got \(error)", file: file, line: line)
         }
     }
 }
