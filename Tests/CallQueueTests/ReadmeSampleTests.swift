@@ -12,6 +12,8 @@ func generate(_ prompt: String) async throws -> String {
 }
 
 let calls = try! CallQueue(configuration: .init(groups: ["gpu": .init(limit: 2, maxQueueSize: 100)]))
+// Add `memorySampler: MemorySampler(monitor: DeviceMonitorSelection.automatic().monitor)` to the
+// configuration and every job's stats carry its GPU memory peaks.
 
 func txt2img(_ prompt: String, taskID: TaskID) async throws -> String {
     try await calls.runGPUCall(id: taskID, group: "gpu") { context in
