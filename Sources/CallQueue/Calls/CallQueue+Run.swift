@@ -132,6 +132,9 @@ extension CallQueue {
         do {
             let held = try await acquireStages(of: group, weight: weight, deadline: deadline, task: id)
             defer { releaseStages(held, of: group) }
+            // Free permits are granted even to a cancelled task, as a lock would; a job does not start
+            // heavy work for a caller that is gone.
+            try Task.checkCancellation()
             let now = ContinuousClock.now
             startedAt = now
             let started = registry.withLock { registry in

@@ -99,6 +99,9 @@ public final class CallQueue: Sendable {
     /// once and its call throws `CancellationError`; a running task's Swift task is cancelled, and it keeps
     /// its slot until its body returns.
     ///
+    /// The task's cancellation handlers run before this returns; a handler must not cancel the same task
+    /// by id again.
+    ///
     /// - Returns: `true` if a live task was cancelled, `false` if it had already finished.
     /// - Throws: ``CallQueueError`` with ``CallQueueError/Code/unknownTask`` for an unknown id.
     @discardableResult

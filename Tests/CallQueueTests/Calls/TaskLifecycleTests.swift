@@ -102,6 +102,21 @@ final class TaskLifecycleTests: XCTestCase {
         XCTAssertFalse(try queue.cancel("task(cancelled)"), "already finished")
     }
 
+    /// A job whose caller is already cancelled does not start, even with its slot free.
+    func testCancelledCallerDoesNotStartAJob() async throws {
+        let queue = try CallQueue()
+        let gate = Gate()
+        let call = Task {
+            await gate.wait()
+            try await queue.runGPUCall(id: "task(gone)") { _ in XCTFail("the body must not run") }
+        }
+        call.cancel()
+        gate.open()
+        await assertThrowsCancellation { try await call.value }
+        XCTAssertEqual(try queue.status(of: "task(gone)").state.finished?.outcome, .cancelled)
+        XCTAssertEqual(try queue.status(of: "task(gone)").state.finished?.ranFor, .zero)
+    }
+
     /// Cancel by id while queued: the call throws at once and leaves the queue; the others move up.
     func testCancelByIdWhileQueued() async throws {
         let queue = try CallQueue()
