@@ -1,30 +1,91 @@
 import CallQueue
+import Foundation
 
-// Twelve "requests" arrive one after another; one GPU lock runs their "generations" one at a time,
-// in arrival order, and each sees how many are still waiting behind it.
-let gpu = FIFOLock()
+// A simulated image-generation server in front of `--slots` GPUs: clients arrive over time, each asking for
+// an image (or an upscale on the CPU group); calls report progress step by step, some fail, some are
+// cancelled by id. A live view shows positions, ETAs, progress and slots; the end prints every task's
+// outcome and cost, and a summary.
+
+let options: DemoOptions
+do {
+    options = try DemoOptions(arguments: Array(CommandLine.arguments.dropFirst()))
+} catch let error as DemoError {
+    print(error.description)
+    exit(error.isHelp ? 0 : 2)
+}
+
+let selection = DeviceMonitorSelection.automatic()
+let sampler = MemorySampler(monitor: selection.monitor, pollRate: 8)
+let printer = EventPrinter(enabled: !options.interactive && !options.json)
+let queue = try CallQueue(
+    configuration: .init(
+        groups: [
+            "gpu": .init(limit: .limited(options.gpuSlots), maxQueueSize: 1_000),
+            "cpu": .init(limit: .unlimited),
+        ],
+        initialRunTimeEstimate: .seconds(1),
+        observer: printer,
+        memorySampler: sampler
+    )
+)
+let server = SimulatedServer(queue: queue)
+
+var random = SeededRandom(state: options.seed)
+let requests: [(arrival: Duration, request: SimulatedServer.Request)] = (0..<options.clients).map { index in
+    let arrival = Duration.seconds(options.duration * Double(index) / Double(options.clients))
+    let onGPU = Double.random(in: 0..<1, using: &random) < 0.75
+    let cancels = Double.random(in: 0..<1, using: &random) < 0.1
+    return (
+        arrival,
+        SimulatedServer.Request(
+            id: TaskID(String(format: "task(client-%03d)", index)),
+            group: onGPU ? "gpu" : "cpu",
+            steps: Int.random(in: 8...20, using: &random),
+            stepDuration: .milliseconds(onGPU ? Int.random(in: 50...90, using: &random) : 20),
+            fails: Double.random(in: 0..<1, using: &random) < 0.1,
+            cancelAfter: cancels ? .milliseconds(Int.random(in: 200...1_500, using: &random)) : nil
+        )
+    )
+}
+
+if !options.json {
+    print("swift-call-queue demo: \(options.clients) clients over \(options.duration) s, \(options.gpuSlots) GPU slots")
+    print("memory: \(selection)")
+}
+
 let start = ContinuousClock.now
-let requests = 12
-
-func elapsedMilliseconds() -> Int64 {
-    let elapsed = (ContinuousClock.now - start).components
-    return elapsed.seconds * 1000 + elapsed.attoseconds / 1_000_000_000_000_000
-}
-
-await withTaskGroup(of: Void.self) { group in
-    for request in 1...requests {
+let liveView = options.interactive ? Task { await LiveView(queue: queue, start: start).run() } : nil
+let responses = await withTaskGroup(of: (SimulatedServer.Request, CallResponse<String>).self) { group in
+    for (arrival, request) in requests {
         group.addTask {
-            do {
-                try await gpu.withLock {
-                    print("request \(request) runs at \(elapsedMilliseconds()) ms; \(gpu.snapshot.waiting) waiting")
-                    try await Task.sleep(for: .milliseconds(25))
+            try? await Task.sleep(until: start + arrival)
+            if let cancelAfter = request.cancelAfter {
+                // Another request (a Cancel button) cancels this one by id.
+                Task {
+                    try? await Task.sleep(for: cancelAfter)
+                    _ = try? queue.cancel(request.id)
                 }
-            } catch {
-                print("request \(request) failed: \(error)")
             }
+            return (request, await server.handle(request))
         }
-        // Each request queues before the next arrives, so arrival order is well defined.
-        while gpu.snapshot.waiting + gpu.snapshot.held < request { await Task.yield() }
     }
+    var collected: [(SimulatedServer.Request, CallResponse<String>)] = []
+    for await response in group { collected.append(response) }
+    return collected
 }
-print("\(requests) requests served one at a time, in arrival order, in \(elapsedMilliseconds()) ms")
+let wallTime = ContinuousClock.now - start
+liveView?.cancel()
+await liveView?.value
+sampler.stop()
+
+let report = Report(
+    responses: responses.sorted { $0.0.id.rawValue < $1.0.id.rawValue },
+    wallTime: wallTime,
+    gpuSlots: options.gpuSlots,
+    monitor: selection
+)
+if options.json {
+    print(report.json())
+} else {
+    report.printText()
+}
