@@ -17,13 +17,27 @@ let package = Package(
         .library(name: "FakeNVML", type: .dynamic, targets: ["FakeNVML"]),
         .library(name: "FakeNVMLLegacy", type: .dynamic, targets: ["FakeNVMLLegacy"]),
     ],
+    // Integrations, all off by default. SwiftPM fetches a trait's dependencies only when the trait is on, so
+    // the default build resolves no package.
+    traits: [
+        .trait(
+            name: "Logging",
+            description: "LoggingCallQueueObserver: queue events to a swift-log Logger the application passes in"
+        )
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2")
+    ],
     targets: [
         // NVML's types and function-pointer typedefs, in a header of our own; no `link`: libnvidia-ml is
         // opened with dlopen at run time.
         .systemLibrary(name: "CNVML", path: "Sources/CNVML"),
         .target(
             name: "CallQueue",
-            dependencies: ["CNVML"],
+            dependencies: [
+                "CNVML",
+                .product(name: "Logging", package: "swift-log", condition: .when(traits: ["Logging"])),
+            ],
             swiftSettings: strictSettings
         ),
         .target(name: "FakeNVML", path: "Tests/FakeNVML"),
@@ -35,7 +49,11 @@ let package = Package(
         ),
         .testTarget(
             name: "CallQueueTests",
-            dependencies: ["CallQueue"],
+            dependencies: [
+                "CallQueue",
+                .product(name: "Logging", package: "swift-log", condition: .when(traits: ["Logging"])),
+                .product(name: "InMemoryLogging", package: "swift-log", condition: .when(traits: ["Logging"])),
+            ],
             swiftSettings: strictSettings
         ),
     ]
