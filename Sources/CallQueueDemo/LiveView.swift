@@ -48,18 +48,6 @@ func seconds(_ duration: Duration) -> String {
     String(format: "%.1f", Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18)
 }
 
-extension TaskStatus.State {
-    var running: TaskStatus.Running? {
-        if case .running(let running) = self { return running }
-        return nil
-    }
-
-    var queued: TaskStatus.Queued? {
-        if case .queued(let queued) = self { return queued }
-        return nil
-    }
-}
-
 /// Prints one line per task event when there is no live view (logs, CI, a pipe).
 final class EventPrinter: CallQueueObserver {
     let enabled: Bool

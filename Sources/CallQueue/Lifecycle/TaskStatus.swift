@@ -65,7 +65,26 @@ public struct TaskStatus: Sendable, Hashable, Codable {
 
     /// Whether the task has finished.
     public var isFinished: Bool {
-        if case .finished = state { return true }
-        return false
+        state.finished != nil
+    }
+}
+
+extension TaskStatus.State {
+    /// The details when queued, else `nil`.
+    public var queued: TaskStatus.Queued? {
+        if case .queued(let queued) = self { return queued }
+        return nil
+    }
+
+    /// The details when running, else `nil`.
+    public var running: TaskStatus.Running? {
+        if case .running(let running) = self { return running }
+        return nil
+    }
+
+    /// The details when finished, else `nil`.
+    public var finished: TaskStatus.Finished? {
+        if case .finished(let finished) = self { return finished }
+        return nil
     }
 }

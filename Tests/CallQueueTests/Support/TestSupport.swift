@@ -156,26 +156,8 @@ func waitForStatus(
 }
 
 extension TaskStatus.State {
-    var isQueued: Bool {
-        if case .queued = self { return true }
-        return false
-    }
-    var isRunning: Bool {
-        if case .running = self { return true }
-        return false
-    }
-    var queued: TaskStatus.Queued? {
-        if case .queued(let queued) = self { return queued }
-        return nil
-    }
-    var running: TaskStatus.Running? {
-        if case .running(let running) = self { return running }
-        return nil
-    }
-    var finished: TaskStatus.Finished? {
-        if case .finished(let finished) = self { return finished }
-        return nil
-    }
+    var isQueued: Bool { queued != nil }
+    var isRunning: Bool { running != nil }
 }
 
 /// An observer that records what it is told.
