@@ -164,10 +164,10 @@ public final class FIFOSemaphore: Sendable {
     /// The slow path of ``acquire(weight:deadline:)``: queue and wait. `ticket` is a place reserved with
     /// ``makeTicket()`` (used once) when the caller wants to ask for its ``position(of:)``; `nil` takes one.
     ///
-    /// One async frame holding a few words: every frame and byte here is held by each waiting task, and a
-    /// little more (a timer in the frame, an unboxed deadline, one more async call) made each waiting task
-    /// spill past its first allocation: about 1.1 KB more per waiter, measured by the W4 benchmark. The
-    /// deadline's timer is parked with the waiter instead.
+    /// One async frame holding a few words: every byte here is held by each waiting task. Holding the
+    /// deadline's timer here (even as `nil`), or the deadline unboxed, made each waiting task spill past its
+    /// first allocation: about 1.1 KB more per waiter, measured by the W4 benchmark. So the timer is parked
+    /// with the waiter and the deadline boxed.
     @usableFromInline
     func acquireQueued(weight: Int, deadline: Deadline?, ticket: Ticket?) async throws {
         try validate(weight: weight)
@@ -188,8 +188,7 @@ public final class FIFOSemaphore: Sendable {
         try await acquireQueued(weight: weight, deadline: deadline.map(Deadline.init), ticket: ticket)
     }
 
-    /// Kept out of the async path: its message would otherwise take room in every waiting task's frame.
-    @inline(never)
+    /// Throws ``CallQueueError/Code/invalidArgument`` for a weight outside `1...permits`.
     func validate(weight: Int) throws {
         guard weight >= 1 && weight <= permits else {
             throw CallQueueError(
