@@ -23,10 +23,15 @@ let package = Package(
         .trait(
             name: "Logging",
             description: "LoggingCallQueueObserver: queue events to a swift-log Logger the application passes in"
-        )
+        ),
+        .trait(
+            name: "Metrics",
+            description: "MetricsCallQueueObserver: swift-metrics meters, timers, an error counter and a memory gauge"
+        ),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2")
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
     ],
     targets: [
         // NVML's types and function-pointer typedefs, in a header of our own; no `link`: libnvidia-ml is
@@ -37,6 +42,7 @@ let package = Package(
             dependencies: [
                 "CNVML",
                 .product(name: "Logging", package: "swift-log", condition: .when(traits: ["Logging"])),
+                .product(name: "CoreMetrics", package: "swift-metrics", condition: .when(traits: ["Metrics"])),
             ],
             swiftSettings: strictSettings
         ),
@@ -53,6 +59,8 @@ let package = Package(
                 "CallQueue",
                 .product(name: "Logging", package: "swift-log", condition: .when(traits: ["Logging"])),
                 .product(name: "InMemoryLogging", package: "swift-log", condition: .when(traits: ["Logging"])),
+                .product(name: "CoreMetrics", package: "swift-metrics", condition: .when(traits: ["Metrics"])),
+                .product(name: "MetricsTestKit", package: "swift-metrics", condition: .when(traits: ["Metrics"])),
             ],
             swiftSettings: strictSettings
         ),

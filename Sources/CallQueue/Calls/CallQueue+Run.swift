@@ -186,6 +186,7 @@ extension CallQueue {
         case .failure(let unavailable): stats.memoryUnavailableReason = unavailable.description
         case nil: break
         }
+        configuration.observer?.callDidFinish(taskID: id, group: groupID, stats: stats)
         return JobOutcome(result: result, taskID: id, stats: stats)
     }
 

@@ -207,12 +207,14 @@ struct Registry: Sendable {
         guard let task = live.removeValue(forKey: id) else { return nil }
         var queuedFor = now - task.queuedAt
         var ranFor = Duration.zero
+        var started = false
         switch task.phase {
         case .waiting:
             groups[task.group]?.waiting -= 1
         case .running(_, let startedAt, _, _):
             queuedFor = startedAt - task.queuedAt
             ranFor = now - startedAt
+            started = true
             groups[task.group]?.running.remove(id)
             if outcome != .cancelled {
                 groups[task.group]?.estimator.record(ranFor)
@@ -221,7 +223,7 @@ struct Registry: Sendable {
         let status = TaskStatus(
             id: id,
             group: task.group,
-            state: .finished(.init(outcome: outcome, queuedFor: queuedFor, ranFor: ranFor))
+            state: .finished(.init(outcome: outcome, queuedFor: queuedFor, ranFor: ranFor, started: started))
         )
         remember(status)
         if let result, configuration.resultHistory > 0 {

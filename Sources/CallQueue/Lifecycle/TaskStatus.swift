@@ -55,6 +55,8 @@ public struct TaskStatus: Sendable, Hashable, Codable {
         public var queuedFor: Duration
         /// Time spent running, zero if it never started.
         public var ranFor: Duration
+        /// Whether it got its slot and started, before it ended.
+        public var started: Bool
     }
 
     public enum Outcome: Sendable, Hashable, Codable {

@@ -7,11 +7,14 @@ public protocol CallQueueObserver: Sendable {
     func taskDidChange(_ status: TaskStatus)
     /// A wrapped call failed; `report` carries the error and the call's arguments, cut to length.
     func callDidFail(_ report: CallFailureReport)
+    /// A GPU job ended (however it ended); `stats` is what it cost, memory peaks included when sampled.
+    func callDidFinish(taskID: TaskID, group: ConcurrencyGroupID, stats: PerfStats)
 }
 
 extension CallQueueObserver {
     public func taskDidChange(_ status: TaskStatus) {}
     public func callDidFail(_ report: CallFailureReport) {}
+    public func callDidFinish(taskID: TaskID, group: ConcurrencyGroupID, stats: PerfStats) {}
 }
 
 /// A failed call, as AUTOMATIC1111's "Error completing request" log reports it.

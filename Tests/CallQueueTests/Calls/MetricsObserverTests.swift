@@ -1,0 +1,50 @@
+#if Metrics
+    import CoreMetrics
+    import MetricsTestKit
+    import XCTest
+
+    @testable import CallQueue
+
+    final class MetricsObserverTests: XCTestCase {
+        struct Broken: Error {}
+
+        func testMetersTimersErrorsAndMemory() async throws {
+            let metrics = TestMetrics()
+            let device = ScriptedDevice()
+            device.set(used: 3 << 30)
+            let sampler = MemorySampler(monitor: device.monitor, pollRate: 1_000)
+            let queue = try CallQueue(
+                configuration: .init(observer: MetricsCallQueueObserver(factory: metrics), memorySampler: sampler)
+            )
+            let gate = Gate()
+            let holder = Task {
+                try await queue.runGPUCall(id: "task(a)", group: "gpu") { _ in
+                    let before = sampler.readCount
+                    await waitUntil { sampler.readCount > before }
+                    await gate.wait()
+                }
+            }
+            await waitForStatus(queue, "task(a)") { $0.isRunning }
+            let waiter = Task { try await queue.runGPUCall(id: "task(b)", group: "gpu") { _ in throw Broken() } }
+            await waitForStatus(queue, "task(b)") { $0.isQueued }
+            let group = [("group", "gpu")]
+            XCTAssertEqual(try metrics.expectMeter(MetricsCallQueueObserver.waitingLabel, group).lastValue, 1)
+            XCTAssertEqual(try metrics.expectMeter(MetricsCallQueueObserver.runningLabel, group).lastValue, 1)
+
+            gate.open()
+            try await holder.value
+            _ = try? await waiter.value
+            XCTAssertEqual(try metrics.expectMeter(MetricsCallQueueObserver.waitingLabel, group).lastValue, 0)
+            XCTAssertEqual(try metrics.expectMeter(MetricsCallQueueObserver.runningLabel, group).lastValue, 0)
+            XCTAssertEqual(try metrics.expectTimer(MetricsCallQueueObserver.waitTimeLabel, group).values.count, 2)
+            XCTAssertEqual(try metrics.expectTimer(MetricsCallQueueObserver.runTimeLabel, group).values.count, 2)
+            XCTAssertEqual(try metrics.expectCounter(MetricsCallQueueObserver.errorsLabel, group).lastValue, 1)
+            let memory = try metrics.expectGauge(
+                MetricsCallQueueObserver.memoryLabel,
+                [("group", "gpu"), ("device", "scripted-0")]
+            )
+            XCTAssertEqual(memory.lastValue, Double(3 << 30))
+            sampler.stop()
+        }
+    }
+#endif
