@@ -28,10 +28,15 @@ let package = Package(
             name: "Metrics",
             description: "MetricsCallQueueObserver: swift-metrics meters, timers, an error counter and a memory gauge"
         ),
+        .trait(
+            name: "ServiceLifecycle",
+            description: "MemorySamplerService: the memory sampler as a swift-service-lifecycle Service"
+        ),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         // NVML's types and function-pointer typedefs, in a header of our own; no `link`: libnvidia-ml is
@@ -43,6 +48,11 @@ let package = Package(
                 "CNVML",
                 .product(name: "Logging", package: "swift-log", condition: .when(traits: ["Logging"])),
                 .product(name: "CoreMetrics", package: "swift-metrics", condition: .when(traits: ["Metrics"])),
+                .product(
+                    name: "ServiceLifecycle",
+                    package: "swift-service-lifecycle",
+                    condition: .when(traits: ["ServiceLifecycle"])
+                ),
             ],
             swiftSettings: strictSettings
         ),
@@ -61,6 +71,11 @@ let package = Package(
                 .product(name: "InMemoryLogging", package: "swift-log", condition: .when(traits: ["Logging"])),
                 .product(name: "CoreMetrics", package: "swift-metrics", condition: .when(traits: ["Metrics"])),
                 .product(name: "MetricsTestKit", package: "swift-metrics", condition: .when(traits: ["Metrics"])),
+                .product(
+                    name: "ServiceLifecycleTestKit",
+                    package: "swift-service-lifecycle",
+                    condition: .when(traits: ["ServiceLifecycle"])
+                ),
             ],
             swiftSettings: strictSettings
         ),
