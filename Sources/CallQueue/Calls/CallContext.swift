@@ -1,6 +1,6 @@
 /// What a running call knows about itself, and how it reports progress.
 ///
-/// Handed to the body of ``CallQueue/runGPUCall(id:group:weight:deadline:_:)``, and available to any code
+/// Handed to the body of `CallQueue.runGPUCall`, and available to any code
 /// the body calls as ``CallContext/current``.
 public struct CallContext: Sendable {
     /// The task.

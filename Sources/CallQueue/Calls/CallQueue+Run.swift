@@ -14,6 +14,7 @@ extension CallQueue {
     ///   - group: The concurrency group; its limit decides how many such calls run at once.
     ///   - weight: How much of the group's budget the call takes, if the group has one.
     ///   - deadline: When to give up waiting (``CallQueueError/Code/timedOut``); `nil` waits as long as needed.
+    ///   - isolation: The actor `body` runs on; the caller's by default.
     ///   - body: The work. Its error is rethrown.
     /// - Throws: `CancellationError` if cancelled while waiting, ``CallQueueError`` (closed, timed out, bad
     ///   weight), or what `body` throws.
@@ -45,6 +46,7 @@ extension CallQueue {
     ///   - group: The concurrency group.
     ///   - weight: How much of the group's budget the call takes, if the group has one.
     ///   - deadline: When to give up waiting; `nil` waits as long as needed.
+    ///   - isolation: The actor `body` runs on; the caller's by default.
     ///   - body: The work, given its ``CallContext`` (slot, progress reporting, flags).
     /// - Returns: What `body` returns.
     /// - Throws: ``CallQueueError`` when the call is not admitted (``CallQueueError/Code/queueFull``,

@@ -8,7 +8,9 @@ public struct DeviceMonitorSelection: Sendable, CustomStringConvertible {
 
     /// Chooses the monitor for GPU `deviceIndex`.
     ///
-    /// - Parameter nvmlLibraryPath: The NVML library to open; `nil` tries the usual names.
+    /// - Parameters:
+    ///   - deviceIndex: The GPU's index in NVML's order.
+    ///   - nvmlLibraryPath: The NVML library to open; `nil` tries the usual names.
     public static func automatic(deviceIndex: Int = 0, nvmlLibraryPath: String? = nil) -> DeviceMonitorSelection {
         do {
             let nvml = try NVMLDeviceMonitor(index: deviceIndex, libraryPath: nvmlLibraryPath)

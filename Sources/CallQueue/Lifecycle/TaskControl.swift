@@ -1,5 +1,5 @@
 /// Requests another party can make of a running task, AUTOMATIC1111's job flags per task id. The body reads
-/// them through ``CallContext``; they reset when a call made with ``CallQueue/runCall(id:_:)`` returns.
+/// them through ``CallContext``; they reset when a call made with ``CallQueue/runCall(id:isolation:_:)`` returns.
 public struct ControlFlags: OptionSet, Sendable, Hashable, Codable {
     public var rawValue: Int
 
