@@ -5,11 +5,13 @@ struct RunTimeEstimator: Sendable {
     private var recent: [Duration] = []
     private var next = 0
     private let window: Int
-    private let prior: Duration
+    /// The median of ``recent``, or the prior; computed when a run is recorded, because it is read on every
+    /// status query and for every subscriber when a queue moves.
+    private(set) var estimate: Duration
 
     init(prior: Duration, window: Int = 16) {
-        self.prior = prior
         self.window = max(1, window)
+        estimate = prior
     }
 
     mutating func record(_ runTime: Duration) {
@@ -19,13 +21,8 @@ struct RunTimeEstimator: Sendable {
             recent[next] = runTime
         }
         next = (next + 1) % window
-    }
-
-    var estimate: Duration {
-        guard !recent.isEmpty else { return prior }
         let sorted = recent.sorted()
         let middle = sorted.count / 2
-        if sorted.count % 2 == 1 { return sorted[middle] }
-        return (sorted[middle - 1] + sorted[middle]) / 2
+        estimate = sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
     }
 }
