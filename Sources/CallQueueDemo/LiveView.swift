@@ -45,7 +45,7 @@ struct LiveView {
 }
 
 func seconds(_ duration: Duration) -> String {
-    String(format: "%.1f", Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18)
+    String(format: "%.1f", duration.inSeconds)
 }
 
 /// Prints one line per task event when there is no live view (logs, CI, a pipe).

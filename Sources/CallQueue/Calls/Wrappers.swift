@@ -28,8 +28,7 @@ public func wrapGPUCall<each Argument, Output: Sendable>(
     _ function: @escaping @Sendable (repeat each Argument) async throws -> Output
 ) -> @Sendable (repeat each Argument) async -> CallResponse<Output> {
     { (argument: repeat each Argument) in
-        var all: [Any] = []
-        for value in repeat each argument { all.append(value) }
+        let all = anyArray(repeat each argument)
         let id = all.first.flatMap(TaskID.fromFirstArgument)
         do {
             let outcome = try await queue.performJob(
@@ -82,12 +81,18 @@ private func wrapUnqueued<each Argument, Output: Sendable>(
     _ function: @escaping @Sendable (repeat each Argument) async throws -> Output
 ) -> @Sendable (repeat each Argument) async -> CallResponse<Output> {
     { (argument: repeat each Argument) in
-        var all: [Any] = []
-        for value in repeat each argument { all.append(value) }
+        let all = anyArray(repeat each argument)
         let id = resetsFlags ? all.first.flatMap(TaskID.fromFirstArgument) : nil
         let outcome = await queue.performCall(id: id, resetFlags: resetsFlags, arguments: all) {
             try await function(repeat each argument)
         }
         return CallResponse(outcome, fallback: fallback)
     }
+}
+
+/// A call's arguments as a list: for the first-argument task-id rule and the failure report.
+private func anyArray<each Argument>(_ argument: repeat each Argument) -> [Any] {
+    var all: [Any] = []
+    for value in repeat each argument { all.append(value) }
+    return all
 }
