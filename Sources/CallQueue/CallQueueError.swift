@@ -23,11 +23,19 @@ public struct CallQueueError: Error, Sendable, Hashable, CustomStringConvertible
             case waitTooLong
             case duplicateTask
             case unknownTask
+            case unknownGroup
         }
 
         private let value: Value
 
         private init(_ value: Value) {
+            self.value = value
+        }
+
+        /// The code named by its ``description`` (`"queueFull"`), or `nil` for a name this version does not
+        /// know.
+        public init?(name: String) {
+            guard let value = Value(rawValue: name) else { return nil }
             self.value = value
         }
 
@@ -46,6 +54,9 @@ public struct CallQueueError: Error, Sendable, Hashable, CustomStringConvertible
         public static let duplicateTask = Code(.duplicateTask)
         /// No live or remembered task has this id.
         public static let unknownTask = Code(.unknownTask)
+        /// The call names a group the queue does not declare, and the queue rejects undeclared groups
+        /// (``CallQueue/UndeclaredGroupPolicy/reject``).
+        public static let unknownGroup = Code(.unknownGroup)
 
         public var description: String { value.rawValue }
     }
@@ -80,6 +91,41 @@ public struct CallQueueError: Error, Sendable, Hashable, CustomStringConvertible
     }
 
     public var description: String { "CallQueueError.\(code): \(message)" }
+}
+
+/// The wire format: the code as a string beside the message and the fields that are set, e.g.
+/// `{"code":"queueFull","message":"group 'gpu' is full: …","group":"gpu","queueSize":100,"maxQueueSize":100}`.
+extension CallQueueError: Codable {
+    private enum CodingKeys: String, CodingKey {
+        case code, message, group, taskID, queueSize, maxQueueSize
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let name = try container.decode(String.self, forKey: .code)
+        guard let code = Code(name: name) else {
+            throw DecodingError.dataCorruptedError(
+                forKey: .code, in: container, debugDescription: "unknown CallQueueError code '\(name)'")
+        }
+        self.init(
+            code,
+            try container.decode(String.self, forKey: .message),
+            group: try container.decodeIfPresent(ConcurrencyGroupID.self, forKey: .group),
+            taskID: try container.decodeIfPresent(TaskID.self, forKey: .taskID),
+            queueSize: try container.decodeIfPresent(Int.self, forKey: .queueSize),
+            maxQueueSize: try container.decodeIfPresent(Int.self, forKey: .maxQueueSize)
+        )
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(code.description, forKey: .code)
+        try container.encode(message, forKey: .message)
+        try container.encodeIfPresent(group, forKey: .group)
+        try container.encodeIfPresent(taskID, forKey: .taskID)
+        try container.encodeIfPresent(queueSize, forKey: .queueSize)
+        try container.encodeIfPresent(maxQueueSize, forKey: .maxQueueSize)
+    }
 }
 
 extension CallQueueError.Code {

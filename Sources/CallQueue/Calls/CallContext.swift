@@ -10,7 +10,7 @@ public struct CallContext: Sendable {
     /// Which of the group's slots it holds, `0..<limit`: with one slot per GPU, the GPU to use.
     public let slot: Int
 
-    let queue: CallQueue
+    let lifecycle: TaskLifecycle
     let control: TaskControl
 
     /// The context of the call running in this task, if any.
@@ -22,12 +22,16 @@ public struct CallContext: Sendable {
         report(fraction: fraction, step: step ?? "\(completed)/\(total)")
     }
 
-    /// Reports progress as a fraction `0...1` (clamped) with an optional short text.
+    /// Reports progress as a fraction `0...1` (clamped; NaN reads as 0) with an optional short text. The
+    /// running ETA is `elapsed / fraction - elapsed`, clamped to about 31 years for tiny fractions.
     public func report(fraction: Double, step: String? = nil) {
-        let clamped = fraction.isNaN ? 0 : min(max(fraction, 0), 1)
-        queue.reportProgress(of: taskID, fraction: clamped, step: step)
+        lifecycle.report(taskID, fraction: fraction, step: step)
     }
 
-    /// Requests made of this task by id: skip the current item, stop after it, or interrupt.
+    /// Requests made of this task by id: skip the current item, stop after it, or interrupt. Lock-free:
+    /// safe to read from a cancellation handler.
     public var flags: ControlFlags { control.flags }
+
+    /// Whether this call was cancelled by id (``CallQueue/cancel(_:)``).
+    public var isCancelRequested: Bool { control.isCancelRequested }
 }

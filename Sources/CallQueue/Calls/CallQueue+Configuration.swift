@@ -26,6 +26,15 @@ extension CallQueue {
         /// Samples the device's memory while GPU jobs run; their ``PerfStats`` then carry the peaks of
         /// each job's own run. `nil`: time only.
         public var memorySampler: MemorySampler?
+        /// What a call naming an undeclared group gets: a group with ``defaultLimit`` (freed again when
+        /// idle), or a ``CallQueueError/Code/unknownGroup`` error.
+        public var undeclaredGroups: UndeclaredGroupPolicy = .defaultLimit
+        /// The least time between two position updates to one subscriber of ``CallQueue/updates(of:)``
+        /// (Gradio's `status_update_rate`); start, progress and finish are delivered at once. `.zero`: every
+        /// change at once.
+        public var positionUpdateInterval: Duration = .milliseconds(250)
+        /// The clock of the task lifecycle and of deadlines; tests inject a manual one.
+        public var clock: LifecycleClock = .continuous
 
         /// A configuration; every parameter has the default described on its property.
         public init(
@@ -39,7 +48,10 @@ extension CallQueue {
             resultHistory: Int = 2,
             initialRunTimeEstimate: Duration = .seconds(10),
             observer: (any CallQueueObserver)? = nil,
-            memorySampler: MemorySampler? = nil
+            memorySampler: MemorySampler? = nil,
+            undeclaredGroups: UndeclaredGroupPolicy = .defaultLimit,
+            positionUpdateInterval: Duration = .milliseconds(250),
+            clock: LifecycleClock = .continuous
         ) {
             self.defaultLimit = defaultLimit
             self.groups = groups
@@ -52,34 +64,84 @@ extension CallQueue {
             self.initialRunTimeEstimate = initialRunTimeEstimate
             self.observer = observer
             self.memorySampler = memorySampler
+            self.undeclaredGroups = undeclaredGroups
+            self.positionUpdateInterval = positionUpdateInterval
+            self.clock = clock
         }
 
-        /// The configuration of a group: its declaration, or the defaults.
-        func configuration(of group: ConcurrencyGroupID) -> ConcurrencyGroupConfiguration {
-            groups[group] ?? ConcurrencyGroupConfiguration(limit: defaultLimit, maxQueueSize: defaultMaxQueueSize)
-        }
+        /// The largest limit, budget or process-wide limit accepted: 2^32. Above that no server has the
+        /// hardware, and sums of weights could overflow.
+        public static let maximumCount = 1 << 32
 
         func validated() throws -> Configuration {
-            _ = try defaultLimit.validated(for: "(default)")
+            try Self.check(limit: defaultLimit, for: "(default)")
+            if let size = defaultMaxQueueSize, size < 0 {
+                throw CallQueueError(.invalidArgument, "defaultMaxQueueSize \(size) is negative")
+            }
             for (id, group) in groups {
-                _ = try group.limit.validated(for: id)
+                try Self.check(limit: group.limit, for: "'\(id)'")
                 if let size = group.maxQueueSize, size < 0 {
-                    throw CallQueueError(.invalidArgument, "maxQueueSize \(size) for group '\(id)' is negative")
+                    throw CallQueueError(
+                        .invalidArgument, "maxQueueSize \(size) for group '\(id)' is negative", group: id)
                 }
-                if let budget = group.budget, budget < 1 {
-                    throw CallQueueError(.invalidArgument, "budget \(budget) for group '\(id)' must be positive")
+                if let budget = group.budget, budget < 1 || budget > Self.maximumCount {
+                    throw CallQueueError(
+                        .invalidArgument, "budget \(budget) for group '\(id)' must be in 1...\(Self.maximumCount)",
+                        group: id)
                 }
             }
-            if let limit = processWideLimit, limit < 1 {
-                throw CallQueueError(.invalidArgument, "processWideLimit \(limit) must be positive")
+            if let limit = processWideLimit, limit < 1 || limit > Self.maximumCount {
+                throw CallQueueError(
+                    .invalidArgument, "processWideLimit \(limit) must be in 1...\(Self.maximumCount)")
             }
             if let size = maxQueueSize, size < 0 {
                 throw CallQueueError(.invalidArgument, "maxQueueSize \(size) is negative")
             }
-            if finishedTaskHistory < 0 || resultHistory < 0 {
-                throw CallQueueError(.invalidArgument, "history sizes must not be negative")
+            if let wait = maxEstimatedWait, wait < .zero {
+                throw CallQueueError(.invalidArgument, "maxEstimatedWait \(wait) is negative")
             }
+            _ = try lifecycleConfiguration.validated()
             return self
         }
+
+        private static func check(limit: ConcurrencyLimit, for group: String) throws {
+            if case .limited(let count) = limit, count < 1 || count > maximumCount {
+                throw CallQueueError(
+                    .invalidArgument,
+                    "concurrency limit \(count) for group \(group): a limit is in 1...\(maximumCount) or .unlimited"
+                )
+            }
+        }
+
+        var lifecycleConfiguration: TaskLifecycle.Configuration {
+            TaskLifecycle.Configuration(
+                finishedTaskHistory: finishedTaskHistory,
+                resultHistory: resultHistory,
+                initialRunTimeEstimate: initialRunTimeEstimate,
+                positionUpdateInterval: positionUpdateInterval,
+                clock: clock,
+                observer: observer
+            )
+        }
+
+        var scheduling: LifecycleState.Scheduling {
+            LifecycleState.Scheduling(
+                groups: groups,
+                defaultGroup: ConcurrencyGroupConfiguration(limit: defaultLimit, maxQueueSize: defaultMaxQueueSize),
+                undeclaredGroups: undeclaredGroups,
+                maxQueueSize: maxQueueSize,
+                maxEstimatedWait: maxEstimatedWait,
+                processWideLimit: processWideLimit
+            )
+        }
+    }
+
+    /// What a call naming a group that ``Configuration/groups`` does not declare gets.
+    public enum UndeclaredGroupPolicy: Sendable, Hashable {
+        /// A group with ``Configuration/defaultLimit`` and ``Configuration/defaultMaxQueueSize``, made on
+        /// first use and freed when nothing waits, runs or watches in it (Gradio's behaviour).
+        case defaultLimit
+        /// ``CallQueueError/Code/unknownGroup``: every group must be declared.
+        case reject
     }
 }

@@ -1,7 +1,7 @@
 /// How many calls of a concurrency group may run at once: Gradio's `concurrency_limit`.
 ///
-/// A positive number or ``unlimited``. Zero and negative numbers are rejected when a group is declared
-/// (``CallQueueError/Code/invalidArgument``), never silently turned into something else.
+/// A number in `1...CallQueue.Configuration.maximumCount` or ``unlimited``. Anything else is rejected when
+/// the queue is built (``CallQueueError/Code/invalidArgument``), never silently turned into something else.
 public enum ConcurrencyLimit: Sendable, Hashable, CustomStringConvertible, ExpressibleByIntegerLiteral {
     /// At most this many calls at once.
     case limited(Int)
@@ -28,15 +28,5 @@ public enum ConcurrencyLimit: Sendable, Hashable, CustomStringConvertible, Expre
         case .limited(let count): return "\(count)"
         case .unlimited: return "unlimited"
         }
-    }
-
-    func validated(for group: ConcurrencyGroupID) throws -> ConcurrencyLimit {
-        if case .limited(let count) = self, count < 1 {
-            throw CallQueueError(
-                .invalidArgument,
-                "concurrency limit \(count) for group '\(group)': a limit is a positive number or .unlimited"
-            )
-        }
-        return self
     }
 }

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Requests another party can make of a running task, AUTOMATIC1111's job flags per task id. The body reads
 /// them through ``CallContext``; they reset when a call made with ``CallQueue/runCall(id:isolation:_:)`` returns.
 public struct ControlFlags: OptionSet, Sendable, Hashable, Codable {
@@ -17,52 +19,47 @@ public struct ControlFlags: OptionSet, Sendable, Hashable, Codable {
 
 /// The handle through which a task is cancelled by id, and its flags.
 ///
-/// Cancelling by id cancels the Swift task that made the call: while it waits, its acquire throws
-/// `CancellationError` at once; while it runs, the body sees `Task.isCancelled` and its slot stays held
-/// until it returns. The task is only referenced between ``attach()`` and ``detach()``, both run by that
-/// task itself, so it is alive whenever it is cancelled from here.
+/// Cancelling by id cancels the call, never the task that awaits it: while the call waits, the lifecycle
+/// takes it out of its line; while it runs, ``cancel()`` cancels the task its body runs in (the body's own
+/// task for a scoped call, the queue's task for a submitted one). The canceller is read under a lock and
+/// called after it is dropped, so the body's cancellation handlers never run under a library lock; flags
+/// are an atomic word, readable from a cancellation handler.
 final class TaskControl: Sendable {
-    private struct State {
-        var task: UnsafeCurrentTask?
-        var flags: ControlFlags = []
-        var cancelRequested = false
-    }
+    private let flagBits = Atomic<Int>(0)
+    private let canceller = LockedState<(cancel: (@Sendable () -> Void)?, requested: Bool)>((nil, false))
 
-    private let state = LockedState(State())
-
-    /// Registers the current task. A cancel that arrived before this is honoured now.
-    func attach() {
-        withUnsafeCurrentTask { task in
-            let cancelNow = state.withLock { state -> Bool in
-                state.task = task
-                return state.cancelRequested
-            }
-            if cancelNow { task?.cancel() }
+    /// Sets what cancels the running call. Returns `true` when a cancel came first: the caller cancels.
+    func setCanceller(_ cancel: @escaping @Sendable () -> Void) -> Bool {
+        canceller.withLock { state in
+            state.cancel = cancel
+            return state.requested
         }
     }
 
-    /// Forgets the task; after this, cancel requests have no effect.
-    func detach() {
-        state.withLock { $0.task = nil }
+    func clearCanceller() {
+        canceller.withLock { $0.cancel = nil }
     }
 
-    /// Cancels the attached task, or the task about to attach.
+    /// Records a cancel request and cancels the running call, if one is set, outside the lock.
     func cancel() {
-        state.withLock { state in
-            state.cancelRequested = true
-            state.flags.insert(.interrupt)
-            // Cancelling under the lock keeps the task alive for the call: detach() waits for this lock.
-            state.task?.cancel()
+        insert(.interrupt)
+        let cancel = canceller.withLock { state -> (@Sendable () -> Void)? in
+            state.requested = true
+            return state.cancel
         }
+        cancel?()
     }
+
+    /// Whether the task was cancelled by id.
+    var isCancelRequested: Bool { canceller.withLock { $0.requested } }
 
     func insert(_ flags: ControlFlags) {
-        state.withLock { $0.flags.formUnion(flags) }
+        flagBits.bitwiseOr(flags.rawValue, ordering: .acquiringAndReleasing)
     }
 
     func resetFlags() {
-        state.withLock { $0.flags = [] }
+        flagBits.store(0, ordering: .releasing)
     }
 
-    var flags: ControlFlags { state.withLock { $0.flags } }
+    var flags: ControlFlags { ControlFlags(rawValue: flagBits.load(ordering: .acquiring)) }
 }

@@ -1,13 +1,26 @@
 /// Where a task stands: queued, running or finished. Every field is a value taken when the status was made.
-public struct TaskStatus: Sendable, Hashable, Codable {
+///
+/// Encodes as JSON a browser reads directly: durations in seconds, a flat `state` field with the fields of
+/// that state beside it (see ``encode(to:)``).
+public struct TaskStatus: Sendable, Hashable {
     /// The task.
     public var id: TaskID
     /// The concurrency group it runs in.
     public var group: ConcurrencyGroupID
     /// Queued, running or finished, with the details of each.
     public var state: State
+    /// When the status was made, as a count that only grows: of two statuses of one task, the one with the
+    /// larger version is the newer. An update stream never yields a smaller version after a larger one.
+    public var version: UInt64
 
-    public enum State: Sendable, Hashable, Codable {
+    public init(id: TaskID, group: ConcurrencyGroupID, state: State, version: UInt64 = 0) {
+        self.id = id
+        self.group = group
+        self.state = state
+        self.version = version
+    }
+
+    public enum State: Sendable, Hashable {
         case queued(Queued)
         case running(Running)
         case finished(Finished)
@@ -21,7 +34,7 @@ public struct TaskStatus: Sendable, Hashable, Codable {
         case processLimit
     }
 
-    public struct Queued: Sendable, Hashable, Codable {
+    public struct Queued: Sendable, Hashable {
         /// Waiting tasks ahead of this one in what holds it (0: next).
         public var position: Int
         /// Tasks waiting in that queue, this one included.
@@ -32,9 +45,17 @@ public struct TaskStatus: Sendable, Hashable, Codable {
         public var estimatedWait: Duration
         /// Expected time until it finishes: the wait plus one run.
         public var eta: Duration
+
+        public init(position: Int, queueSize: Int, heldBy: Holder, estimatedWait: Duration, eta: Duration) {
+            self.position = position
+            self.queueSize = queueSize
+            self.heldBy = heldBy
+            self.estimatedWait = estimatedWait
+            self.eta = eta
+        }
     }
 
-    public struct Running: Sendable, Hashable, Codable {
+    public struct Running: Sendable, Hashable {
         /// Which of the group's slots it holds, `0..<limit`: with one slot per GPU, the GPU to use.
         public var slot: Int
         /// Fraction done, `0...1`, once the call has reported any progress.
@@ -46,9 +67,17 @@ public struct TaskStatus: Sendable, Hashable, Codable {
         /// Expected time until it finishes: `elapsed / progress - elapsed` once progress is known, else the
         /// group's typical run time minus `elapsed`.
         public var eta: Duration
+
+        public init(slot: Int, progress: Double?, step: String?, elapsed: Duration, eta: Duration) {
+            self.slot = slot
+            self.progress = progress
+            self.step = step
+            self.elapsed = elapsed
+            self.eta = eta
+        }
     }
 
-    public struct Finished: Sendable, Hashable, Codable {
+    public struct Finished: Sendable, Hashable {
         /// How it ended.
         public var outcome: Outcome
         /// Time spent waiting for its turn.
@@ -57,9 +86,16 @@ public struct TaskStatus: Sendable, Hashable, Codable {
         public var ranFor: Duration
         /// Whether it got its slot and started, before it ended.
         public var started: Bool
+
+        public init(outcome: Outcome, queuedFor: Duration, ranFor: Duration, started: Bool) {
+            self.outcome = outcome
+            self.queuedFor = queuedFor
+            self.ranFor = ranFor
+            self.started = started
+        }
     }
 
-    public enum Outcome: Sendable, Hashable, Codable {
+    public enum Outcome: Sendable, Hashable {
         case succeeded
         case failed(message: String)
         case cancelled
@@ -88,5 +124,14 @@ extension TaskStatus.State {
     public var finished: TaskStatus.Finished? {
         if case .finished(let finished) = self { return finished }
         return nil
+    }
+
+    /// `"queued"`, `"running"` or `"finished"`: the `state` field of the JSON.
+    public var name: String {
+        switch self {
+        case .queued: return "queued"
+        case .running: return "running"
+        case .finished: return "finished"
+        }
     }
 }

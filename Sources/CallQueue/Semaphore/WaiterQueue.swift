@@ -118,6 +118,12 @@ struct WaiterQueue<Continuation> {
         return count - liveSlots.prefixSum(upTo: start) + liveSlots.prefixSum(upTo: end)
     }
 
+    /// Changes the payload of the waiter with this ticket, if it is queued.
+    mutating func update(ticket: UInt64, _ change: (inout Continuation) -> Void) {
+        guard let index = indexByTicket[ticket], slots[index & mask] != nil else { return }
+        change(&slots[index & mask]!.continuation)
+    }
+
     /// Whether the waiter with this ticket is queued.
     func contains(ticket: UInt64) -> Bool {
         indexByTicket[ticket] != nil

@@ -23,6 +23,16 @@ func cFormat(_ format: StaticString, _ value: Double) -> String {
 
 extension Duration {
     /// Seconds as a `Double`.
+    /// The longest ETA or wait the lifecycle reports: about 31 years. Longer estimates (a progress of
+    /// 1e-30 reported after a second) are clamped to it rather than overflowing `Duration`.
+    static var etaLimit: Duration { .seconds(1_000_000_000) }
+
+    /// `seconds` as a duration clamped to `0...etaLimit`; NaN counts as zero.
+    static func clampedSeconds(_ seconds: Double) -> Duration {
+        guard seconds.isFinite || seconds == .infinity, seconds > 0 else { return .zero }
+        return seconds >= 1e9 ? etaLimit : .seconds(seconds)
+    }
+
     var seconds: Double {
         let parts = components
         return Double(parts.seconds) + Double(parts.attoseconds) / 1e18

@@ -56,8 +56,11 @@ final class CallQueueGroupTests: XCTestCase {
         XCTAssertEqual(running.current, 0)
         XCTAssertEqual(badSlots.current, 0, "a slot was outside 0..<2 or given to two calls at once")
         XCTAssertTrue(queue.liveTasks.isEmpty)
-        let group = queue.registry.withLock { $0.groups["gpu"]?.group }
-        XCTAssertEqual(group?.slots?.snapshot, .init(permits: 2, available: 2, waiting: 0, isClosed: false))
+        let (stillRunning, waiting) = queue.lifecycle.state.withLock {
+            ($0.groups["gpu"]?.running.count, $0.waitingInAll)
+        }
+        XCTAssertEqual(stillRunning, 0, "every slot is free again")
+        XCTAssertEqual(waiting, 0, "nobody is left in line")
     }
 
     func testUndeclaredGroupsTakeTheDefaultLimit() async throws {

@@ -205,7 +205,9 @@ final class TaskLifecycleTests: XCTestCase {
     /// 10,000 queued tasks: every position is right and status queries stay cheap (logarithmic each).
     func testPositionsAndETAsAtDepth() async throws {
         let depth = stressIterations(10_000, minimum: 2_000)
-        let queue = try CallQueue(configuration: .init(initialRunTimeEstimate: .seconds(2)))
+        let clock = ManualClock()
+        let queue = try CallQueue(
+            configuration: .init(initialRunTimeEstimate: .seconds(2), clock: clock.lifecycleClock))
         let gate = Gate()
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await queue.runGPUCall(id: "task(head)") { _ in await gate.wait() } }
@@ -219,8 +221,10 @@ final class TaskLifecycleTests: XCTestCase {
             for index in 0..<depth {
                 let queued = try XCTUnwrap(try queue.status(of: TaskID("task(\(index))")).state.queued)
                 XCTAssertEqual(queued.queueSize, depth)
-                assertDurationsClose(
-                    queued.estimatedWait, .seconds(2) * (1 + Double(queued.position)), accuracy: .seconds(1))
+                // The head has run 0 s of its 2 s estimate (the clock stands still): 2 s until it frees its
+                // slot, then 2 s per task ahead.
+                XCTAssertEqual(queued.estimatedWait, .seconds(2) * (1 + queued.position))
+                XCTAssertEqual(queued.eta, queued.estimatedWait + .seconds(2))
                 positions.append(queued.position)
             }
             XCTAssertEqual(positions.sorted(), Array(0..<depth))

@@ -25,7 +25,7 @@ final class TaskUpdatesTests: XCTestCase {
             for await status in updates { states.append(status.state) }
             return states
         }
-        await waitUntil { queue.registry.withLock { $0.subscribers["task(job)"] != nil } }
+        await waitUntil { queue.lifecycle.state.withLock { $0.tasks["task(job)"]?.subscriptions.isEmpty == false } }
         gate.open()
         await reported.wait()
         await waitUntil {
@@ -38,7 +38,8 @@ final class TaskUpdatesTests: XCTestCase {
         XCTAssertTrue(states.first?.isQueued ?? false, "\(states)")
         XCTAssertEqual(states.last?.finished?.outcome, .succeeded)
         XCTAssertTrue(states.contains { $0.isRunning })
-        XCTAssertNil(queue.registry.withLock { $0.subscribers["task(job)"] }, "the subscription is freed")
+        XCTAssertNil(
+            queue.lifecycle.state.withLock { $0.tasks["task(job)"] }, "the task and its subscriptions are freed")
     }
 
     /// A subscriber that never reads holds nothing back: a thousand progress reports go through, and only

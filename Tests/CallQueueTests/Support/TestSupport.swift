@@ -168,3 +168,61 @@ final class RecordingObserver: CallQueueObserver {
     func taskDidChange(_ status: TaskStatus) { statuses.append(status) }
     func callDidFail(_ report: CallFailureReport) { failures.append(report) }
 }
+
+/// A clock that moves only when a test says so: `advance(by:)` wakes every sleeper whose instant has come.
+/// Injected through ``LifecycleClock``, it makes ETAs, elapsed times, deadlines and push pauses exact.
+final class ManualClock: Sendable {
+    private struct Sleeper {
+        var deadline: ContinuousClock.Instant
+        var continuation: CheckedContinuation<Void, any Error>
+    }
+
+    private struct State {
+        var now: ContinuousClock.Instant
+        var sleepers: [Int: Sleeper] = [:]
+        var nextKey = 0
+    }
+
+    private let state = LockedState(State(now: ContinuousClock.now))
+
+    var now: ContinuousClock.Instant { state.withLock { $0.now } }
+
+    var lifecycleClock: LifecycleClock {
+        LifecycleClock(now: { self.now }, sleep: { try await self.sleep(until: $0) })
+    }
+
+    /// How many tasks are sleeping on this clock.
+    var sleeperCount: Int { state.withLock { $0.sleepers.count } }
+
+    func advance(by duration: Duration) {
+        let due = state.withLock { state -> [CheckedContinuation<Void, any Error>] in
+            state.now += duration
+            let due = state.sleepers.filter { $0.value.deadline <= state.now }
+            for key in due.keys { state.sleepers[key] = nil }
+            return due.values.map(\.continuation)
+        }
+        for continuation in due { continuation.resume() }
+    }
+
+    func sleep(until deadline: ContinuousClock.Instant) async throws {
+        let key = state.withLock { state -> Int in
+            state.nextKey += 1
+            return state.nextKey
+        }
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let resumeNow = state.withLock { state -> Bool in
+                    if deadline <= state.now { return true }
+                    if Task.isCancelled { return true }
+                    state.sleepers[key] = Sleeper(deadline: deadline, continuation: continuation)
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        } onCancel: {
+            let sleeper = state.withLock { $0.sleepers.removeValue(forKey: key) }
+            sleeper?.continuation.resume(throwing: CancellationError())
+        }
+        try Task.checkCancellation()
+    }
+}

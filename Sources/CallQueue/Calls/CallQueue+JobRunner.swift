@@ -1,0 +1,166 @@
+// The job runner as named steps: admit, acquire, start, run, finish, report. Scoped calls run them in the
+// caller's task; submitted jobs in a task the queue owns.
+
+extension CallQueue {
+    /// A call admitted into its group's line: granted at once, or waiting with a ticket.
+    struct Admitted: Sendable {
+        var group: ConcurrencyGroupID
+        var weight: Int
+        var outcome: LifecycleState.Admitted
+    }
+
+    /// A job admitted as a task.
+    struct AdmittedJob: Sendable {
+        var id: TaskID
+        var control: TaskControl
+        var admitted: Admitted
+    }
+
+    // MARK: Admit
+
+    func admit(task: (id: TaskID, control: TaskControl)?, group: ConcurrencyGroupID, weight: Int?) throws -> Admitted {
+        let now = lifecycle.clock.now
+        var effects = LifecycleState.Effects()
+        let outcome = try lifecycle.state.withLock { state in
+            try state.admit(group: group, weight: weight, task: task, now: now, effects: &effects)
+        }
+        lifecycle.run(effects)
+        return Admitted(group: group, weight: weight ?? 0, outcome: outcome)
+    }
+
+    func admitJob(id: TaskID?, group: ConcurrencyGroupID, weight: Int?) throws -> AdmittedJob {
+        let id = id ?? TaskID.generate()
+        let control = TaskControl()
+        return AdmittedJob(
+            id: id, control: control, admitted: try admit(task: (id, control), group: group, weight: weight))
+    }
+
+    // MARK: Acquire and release
+
+    /// Waits in line until the call is granted its slot, its weight and a process permit.
+    ///
+    /// - Throws: `CancellationError` when the task is cancelled (or the job cancelled by id) while waiting,
+    ///   ``CallQueueError/Code/timedOut`` at the deadline, ``CallQueueError/Code/closed`` on close. When it
+    ///   throws, the call holds nothing.
+    func acquire(_ admitted: Admitted, deadline: ContinuousClock.Instant?) async throws -> LifecycleState.Held {
+        switch admitted.outcome {
+        case .granted(let held):
+            return held
+        case .queued(let ticket):
+            let slot = try await waitForGrant(ticket: ticket, group: admitted.group, deadline: deadline)
+            return LifecycleState.Held(group: admitted.group, ticket: ticket, slot: slot, weight: admitted.weight)
+        }
+    }
+
+    private func waitForGrant(
+        ticket: UInt64, group: ConcurrencyGroupID, deadline: ContinuousClock.Instant?
+    ) async throws -> Int {
+        try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Int, any Error>) in
+                let timer = deadline.map { scheduleTimeout(of: ticket, in: group, at: $0) }
+                let isCancelled = Task.isCancelled
+                var effects = LifecycleState.Effects()
+                let early = lifecycle.state.withLock { state in
+                    state.park(
+                        ticket: ticket, group: group, continuation: continuation, timer: timer,
+                        isCancelled: isCancelled, effects: &effects)
+                }
+                lifecycle.run(effects)
+                switch early {
+                case nil: break
+                case .granted(let slot): continuation.resume(returning: slot)
+                case .failed(let error): continuation.resume(throwing: error)
+                }
+            }
+        } onCancel: {
+            leaveLine(ticket: ticket, group: group, error: CancellationError())
+        }
+    }
+
+    private func scheduleTimeout(
+        of ticket: UInt64, in group: ConcurrencyGroupID, at deadline: ContinuousClock.Instant
+    ) -> Task<Void, Never> {
+        Task { [clock = lifecycle.clock] in
+            do {
+                try await clock.sleep(until: deadline)
+            } catch {
+                return  // granted or gone first
+            }
+            self.leaveLine(
+                ticket: ticket, group: group,
+                error: CallQueueError(
+                    .timedOut, "the deadline passed while waiting in group '\(group)'", group: group))
+        }
+    }
+
+    func leaveLine(ticket: UInt64, group: ConcurrencyGroupID, error: any Error) {
+        var effects = LifecycleState.Effects()
+        lifecycle.state.withLock {
+            _ = $0.removeWaiting(ticket: ticket, group: group, error: error, effects: &effects)
+        }
+        lifecycle.run(effects)
+    }
+
+    /// Gives back what an untracked call held; the next in line is granted in the same step.
+    func release(_ held: LifecycleState.Held) {
+        let now = lifecycle.clock.now
+        var effects = LifecycleState.Effects()
+        lifecycle.state.withLock { $0.release(held, now: now, effects: &effects) }
+        lifecycle.run(effects)
+    }
+
+    // MARK: Start, run, finish, report
+
+    /// Runs an admitted job to its end and records it: waits for its slot, starts it (unless its caller or
+    /// a cancel by id came first), runs `execute` inside the memory window, then finishes the task and
+    /// gives the slot to the next call in one step, and reports what it cost.
+    func runJob<T>(
+        _ job: AdmittedJob,
+        deadline: ContinuousClock.Instant?,
+        keepResult: ((T) -> any Sendable)?,
+        arguments: @autoclosure () -> [Any],
+        isolation: isolated (any Actor)? = #isolation,
+        execute: (CallContext) async throws -> T
+    ) async -> JobOutcome<T> {
+        var memory: Result<MemoryStats, MemorySampler.MemoryUnavailable>?
+        var bodyRan = false
+        let result: Result<T, any Error>
+        do {
+            let held = try await acquire(job.admitted, deadline: deadline)
+            // A lock grants free permits even to a cancelled caller; a job does not start heavy work for a
+            // caller that is gone.
+            if Task.isCancelled || job.control.isCancelRequested { throw CancellationError() }
+            observeStart(of: job.id)
+            let context = CallContext(
+                taskID: job.id, group: job.admitted.group, slot: held.slot, lifecycle: lifecycle, control: job.control)
+            // Closed before the finish gives the slot away, so the next call's run cannot fall into it.
+            let window = configuration.memorySampler?.openWindow()
+            defer { memory = window?.close() }
+            bodyRan = true
+            result = .success(try await execute(context))
+        } catch {
+            result = .failure(error)
+        }
+        let recorded: (any Sendable)? = if case .success(let value) = result { keepResult?(value) } else { nil }
+        let finished = lifecycle.finishJob(
+            job.id, outcome: Self.outcome(of: result), result: recorded, bodyRan: bodyRan)
+        if case .failure(let error) = result, !(error is CancellationError) {
+            configuration.observer?.callDidFail(Self.failureReport(error, taskID: job.id, arguments: arguments()))
+        }
+        var stats = PerfStats(queued: finished?.queuedFor ?? .zero, running: finished?.ranFor ?? .zero)
+        switch memory {
+        case .success(let memory): stats.memory = memory
+        case .failure(let unavailable): stats.memoryUnavailableReason = unavailable.description
+        case nil: break
+        }
+        configuration.observer?.callDidFinish(taskID: job.id, group: job.admitted.group, stats: stats)
+        return JobOutcome(result: result, taskID: job.id, stats: stats)
+    }
+
+    /// The observer hears a start from the started task itself, after whoever let it in reported its own
+    /// finish.
+    private func observeStart(of id: TaskID) {
+        guard let observer = configuration.observer, let status = try? lifecycle.status(of: id) else { return }
+        observer.taskDidChange(status)
+    }
+}

@@ -1,0 +1,84 @@
+/// One concurrency group at run time, as a value inside the lifecycle's state: its line of waiting calls,
+/// what its running calls hold, the numbering of its slots, its run-time estimate, and the readers waiting
+/// for its positions to move.
+struct GroupState {
+    let id: ConcurrencyGroupID
+    /// The most calls running at once; `nil`: unlimited, or a group of hand-tracked tasks (never served).
+    let limit: Int?
+    let budget: Int?
+    let maxQueueSize: Int?
+    /// Declared in the configuration; an undeclared group is freed when idle.
+    let isDeclared: Bool
+    /// Whether the lifecycle grants this group's slots itself (a ``CallQueue`` group), or only records
+    /// what a ``TaskLifecycle`` user reports.
+    let isScheduled: Bool
+
+    /// Waiting calls in arrival order; each waiter's weight is what it takes of ``budget`` (0 without one).
+    var line = WaiterQueue<LineEntry>()
+    /// Running calls: ticket to start instant (for the ETA's "until a slot frees").
+    var running: [UInt64: ContinuousClock.Instant] = [:]
+    var budgetUsed = 0
+    var slots = SlotNumbers()
+    var estimator: RunTimeEstimator
+    /// Advances whenever someone leaves the line: every position behind them changed.
+    var moved: UInt64 = 0
+    /// Subscriptions of waiting tasks parked until positions move.
+    var parkedReaders: [ObjectIdentifier: UpdateSubscription] = [:]
+    var flushPending = false
+
+    init(
+        id: ConcurrencyGroupID,
+        configuration: ConcurrencyGroupConfiguration?,
+        isDeclared: Bool,
+        isScheduled: Bool,
+        prior: Duration
+    ) {
+        self.id = id
+        limit = isScheduled ? configuration?.limit.count : nil
+        budget = isScheduled ? configuration?.budget : nil
+        maxQueueSize = configuration?.maxQueueSize
+        self.isDeclared = isDeclared
+        self.isScheduled = isScheduled
+        estimator = RunTimeEstimator(prior: prior)
+    }
+
+    /// What stands in the line for one waiting call.
+    struct LineEntry: Sendable {
+        /// The tracked task, `nil` for an untracked call (``CallQueue/runQueued(group:weight:deadline:isolation:_:)``).
+        var taskID: TaskID?
+        /// Set once the caller has suspended; before that a grant or failure is kept for it to find.
+        var continuation: UnsafeContinuation<Int, any Error>?
+        /// The deadline's timer, stopped when the call leaves the line.
+        var timer: Task<Void, Never>?
+    }
+
+    /// Whether the head of the line (with `weight`) fits a free slot and the budget left.
+    func fits(weight: Int) -> Bool {
+        if let limit, running.count >= limit { return false }
+        if let budget, budgetUsed + weight > budget { return false }
+        return true
+    }
+
+    /// Whether the group holds nothing: no waiter, no running call, no parked reader.
+    var isIdle: Bool {
+        line.isEmpty && running.isEmpty && parkedReaders.isEmpty
+    }
+
+    /// Free slot numbers, lowest first, reusing returned ones before making new ones.
+    struct SlotNumbers {
+        /// Returned numbers, highest first, so the lowest is at the end.
+        private var returned: [Int] = []
+        private var nextFresh = 0
+
+        mutating func take() -> Int {
+            if let slot = returned.popLast() { return slot }
+            defer { nextFresh += 1 }
+            return nextFresh
+        }
+
+        mutating func give(_ slot: Int) {
+            let index = returned.firstIndex { $0 < slot } ?? returned.endIndex
+            returned.insert(slot, at: index)
+        }
+    }
+}

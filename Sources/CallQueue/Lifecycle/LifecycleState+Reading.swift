@@ -1,0 +1,113 @@
+extension LifecycleState {
+    // MARK: Update subscriptions
+
+    mutating func subscribe(_ subscription: UpdateSubscription) {
+        tasks[subscription.taskID]?.subscriptions[ObjectIdentifier(subscription)] = subscription
+    }
+
+    /// Forgets a subscription; returns the reader parked on it, to be ended.
+    mutating func unsubscribe(_ subscription: UpdateSubscription) -> UnsafeContinuation<UpdateSubscription.Step, Never>?
+    {
+        let key = ObjectIdentifier(subscription)
+        if let task = tasks[subscription.taskID] {
+            tasks[subscription.taskID]?.subscriptions[key] = nil
+            groups[task.group]?.parkedReaders[key] = nil
+            releaseIfIdle(task.group)
+        }
+        subscription.isDone = true
+        defer { subscription.parked = nil }
+        return subscription.parked
+    }
+
+    /// The subscriber's next step: a newer status, the end, or `nil` after parking `continuation` until
+    /// something changes.
+    mutating func read(
+        _ subscription: UpdateSubscription,
+        parking continuation: UnsafeContinuation<UpdateSubscription.Step, Never>,
+        isCancelled: Bool,
+        now: ContinuousClock.Instant,
+        effects: inout Effects
+    ) -> UpdateSubscription.Step? {
+        if subscription.isDone || isCancelled {
+            _ = unsubscribe(subscription)
+            return .end
+        }
+        guard let task = tasks[subscription.taskID], let group = groups[task.group] else {
+            // Finished: its last status, once.
+            subscription.isDone = true
+            guard let final = subscription.final ?? finished[subscription.taskID] else { return .end }
+            return .status(final)
+        }
+        if subscription.lastVersion != task.version {
+            let status = status(of: task, now: now)
+            subscription.lastVersion = task.version
+            subscription.lastMoved = group.moved
+            subscription.positionDue = false
+            subscription.lastPosition = status.state.queued.map { ($0.position, $0.queueSize) }
+            return .status(status)
+        }
+        let isWaiting: Bool
+        if case .waiting = task.phase { isWaiting = true } else { isWaiting = false }
+        if isWaiting && group.moved != subscription.lastMoved
+            && (settings.positionUpdateInterval <= .zero || subscription.positionDue)
+        {
+            subscription.lastMoved = group.moved
+            subscription.positionDue = false
+            let status = status(of: task, now: now)
+            if let queued = status.state.queued,
+                subscription.lastPosition.map({ $0 != (queued.position, queued.queueSize) }) ?? true
+            {
+                subscription.lastPosition = (queued.position, queued.queueSize)
+                return .status(status)
+            }
+        }
+        subscription.parked = continuation
+        if isWaiting {
+            groups[task.group]!.parkedReaders[ObjectIdentifier(subscription)] = subscription
+            // A move it has not read yet: make sure a flush comes for it.
+            if group.moved != subscription.lastMoved && settings.positionUpdateInterval > .zero
+                && !group.flushPending
+            {
+                groups[task.group]!.flushPending = true
+                effects.flushes.append(task.group)
+            }
+        }
+        return nil
+    }
+
+    // MARK: Hand-tracked tasks (a TaskLifecycle used by itself)
+
+    mutating func register(
+        _ id: TaskID, group: ConcurrencyGroupID, control: TaskControl, now: ContinuousClock.Instant,
+        effects: inout Effects
+    ) throws {
+        if scheduling != nil {
+            throw CallQueueError(
+                .invalidArgument,
+                "this lifecycle belongs to a CallQueue, whose calls register their own tasks; use the queue's "
+                    + "runGPUCall or submit, or a TaskLifecycle of your own",
+                group: group, taskID: id)
+        }
+        _ = try admit(group: group, weight: nil, task: (id, control), now: now, effects: &effects)
+    }
+
+    mutating func startTracked(_ id: TaskID, slot: Int, now: ContinuousClock.Instant, effects: inout Effects) throws {
+        guard var task = tasks[id] else {
+            throw CallQueueError(.unknownTask, "no live task has the id '\(id)'", taskID: id)
+        }
+        guard case .waiting(let ticket) = task.phase else {
+            throw CallQueueError(.invalidArgument, "task '\(id)' has already started", taskID: id)
+        }
+        if groups[task.group]?.line.remove(ticket: ticket) != nil {
+            waitingInAll -= 1
+        }
+        groups[task.group]?.running[ticket] = now
+        task.phase = .running(Running(ticket: ticket, slot: slot, weight: 0, startedAt: now))
+        task.version += 1
+        tasks[id] = task
+        revision += 1
+        wake(id, effects: &effects)
+        moved(task.group, effects: &effects)
+        observe(id, now: now, into: &effects)
+    }
+}

@@ -1,0 +1,571 @@
+/// The rules of the task lifecycle and of the groups' lines, as one value behind ``TaskLifecycle``'s lock.
+///
+/// Admission and the place in line are one step here: a task is registered as queued and appended to its
+/// group's line in the same mutation, so a task visible as queued at position p starts before every call
+/// admitted after it. A finish records the task, returns its slot and grants the next one in one mutation.
+/// Nothing here suspends, resumes or calls user code: mutations collect ``Effects`` that the owner runs
+/// after dropping the lock.
+struct LifecycleState {
+    struct Settings: Sendable {
+        var finishedTaskHistory: Int
+        var resultHistory: Int
+        var initialRunTimeEstimate: Duration
+        var positionUpdateInterval: Duration
+        /// Whether anyone observes statuses (an observer is set): statuses are made for it only then.
+        var observes: Bool
+    }
+
+    /// How a ``CallQueue`` schedules its groups; `nil` for a ``TaskLifecycle`` that only records.
+    struct Scheduling: Sendable {
+        var groups: [ConcurrencyGroupID: ConcurrencyGroupConfiguration]
+        var defaultGroup: ConcurrencyGroupConfiguration
+        var undeclaredGroups: CallQueue.UndeclaredGroupPolicy
+        var maxQueueSize: Int?
+        var maxEstimatedWait: Duration?
+        var processWideLimit: Int?
+    }
+
+    enum Phase {
+        /// In its group's line with this ticket.
+        case waiting(ticket: UInt64)
+        case running(Running)
+    }
+
+    struct Running {
+        var ticket: UInt64
+        var slot: Int
+        var weight: Int
+        var startedAt: ContinuousClock.Instant
+        var progress: Double?
+        var step: String?
+    }
+
+    struct LiveTask {
+        let id: TaskID
+        let group: ConcurrencyGroupID
+        let control: TaskControl
+        let queuedAt: ContinuousClock.Instant
+        var phase: Phase
+        /// Advances on every change of this task's own state (start, progress, finish).
+        var version: UInt64 = 0
+        var subscriptions: [ObjectIdentifier: UpdateSubscription] = [:]
+    }
+
+    /// What a call holds once granted: what a release gives back.
+    struct Held: Sendable {
+        var group: ConcurrencyGroupID
+        var ticket: UInt64
+        var slot: Int
+        var weight: Int
+    }
+
+    /// A grant or a failure that came before the caller suspended, kept for it to find.
+    enum EarlyOutcome {
+        case granted(slot: Int)
+        case failed(any Error)
+    }
+
+    /// What the owner does after dropping the lock, in this order.
+    struct Effects {
+        var observed: [TaskStatus] = []
+        var failures: [(UnsafeContinuation<Int, any Error>, any Error)] = []
+        var grants: [(UnsafeContinuation<Int, any Error>, Int)] = []
+        var timers: [Task<Void, Never>] = []
+        var readers: [UnsafeContinuation<UpdateSubscription.Step, Never>] = []
+        var flushes: [ConcurrencyGroupID] = []
+
+        var isEmpty: Bool {
+            observed.isEmpty && failures.isEmpty && grants.isEmpty && timers.isEmpty && readers.isEmpty
+                && flushes.isEmpty
+        }
+    }
+
+    let settings: Settings
+    let scheduling: Scheduling?
+    var isClosed = false
+    var groups: [ConcurrencyGroupID: GroupState] = [:]
+    var tasks: [TaskID: LiveTask] = [:]
+    var finished: TaskHistory<TaskStatus>
+    var results: TaskHistory<any Sendable>
+    var early: [UInt64: EarlyOutcome] = [:]
+    var nextTicket: UInt64 = 0
+    /// Advances on every mutation; a status carries the value it was made at, so statuses of one task
+    /// can be ordered.
+    var revision: UInt64 = 0
+    var waitingInAll = 0
+    var processRunning = 0
+
+    init(settings: Settings, scheduling: Scheduling?) {
+        self.settings = settings
+        self.scheduling = scheduling
+        finished = TaskHistory(capacity: settings.finishedTaskHistory)
+        results = TaskHistory(capacity: settings.resultHistory)
+    }
+
+    // MARK: Groups
+
+    /// The group's state, made on first use. Throws for an undeclared group under the `.reject` policy.
+    mutating func ensureGroup(_ id: ConcurrencyGroupID) throws {
+        if groups[id] != nil { return }
+        guard let scheduling else {
+            groups[id] = GroupState(
+                id: id, configuration: nil, isDeclared: false, isScheduled: false,
+                prior: settings.initialRunTimeEstimate)
+            return
+        }
+        if let declared = scheduling.groups[id] {
+            groups[id] = GroupState(
+                id: id, configuration: declared, isDeclared: true, isScheduled: true,
+                prior: settings.initialRunTimeEstimate)
+            return
+        }
+        if scheduling.undeclaredGroups == .reject {
+            throw CallQueueError(
+                .unknownGroup,
+                "group '\(id)' is not declared; declare it in CallQueue.Configuration.groups, or set "
+                    + "undeclaredGroups to .defaultLimit",
+                group: id
+            )
+        }
+        groups[id] = GroupState(
+            id: id, configuration: scheduling.defaultGroup, isDeclared: false, isScheduled: true,
+            prior: settings.initialRunTimeEstimate)
+    }
+
+    /// Frees an undeclared group that holds nothing.
+    mutating func releaseIfIdle(_ id: ConcurrencyGroupID) {
+        guard let group = groups[id], !group.isDeclared, group.isIdle, !group.flushPending else { return }
+        groups[id] = nil
+    }
+
+    func estimate(for group: ConcurrencyGroupID) -> Duration {
+        groups[group]?.estimator.estimate ?? settings.initialRunTimeEstimate
+    }
+
+    /// Gradio's wait formula with our estimate: the time until a slot frees (when all are taken), plus one
+    /// run per `limit` calls ahead. Clamped to `0...Duration.etaLimit`.
+    func estimatedWait(in group: GroupState, position: Int, now: ContinuousClock.Instant) -> Duration {
+        let estimate = group.estimator.estimate.seconds
+        guard group.isScheduled else { return .clampedSeconds(estimate * Double(position)) }
+        guard let limit = group.limit else { return .zero }
+        var untilSlotFrees = 0.0
+        if group.running.count >= limit {
+            let soonest = group.running.values.lazy.map { estimate - (now - $0).seconds }.min() ?? 0
+            untilSlotFrees = max(0, soonest)
+        }
+        return .clampedSeconds(untilSlotFrees + estimate * Double(position) / Double(limit))
+    }
+
+    // MARK: Admission
+
+    /// What ``admit`` decided.
+    enum Admitted {
+        case granted(Held)
+        case queued(ticket: UInt64)
+    }
+
+    /// Admits a call into its group's line, or throws without registering anything. A tracked call
+    /// (`task` set) becomes a live task in the same step. The call is granted at once when nobody waits
+    /// and its slot, weight and the process-wide limit are free.
+    mutating func admit(
+        group groupID: ConcurrencyGroupID,
+        weight requestedWeight: Int?,
+        task: (id: TaskID, control: TaskControl)?,
+        now: ContinuousClock.Instant,
+        effects: inout Effects
+    ) throws -> Admitted {
+        if isClosed {
+            throw CallQueueError(
+                .closed, "the call queue is closed (the server is shutting down)", group: groupID, taskID: task?.id)
+        }
+        if let task, tasks[task.id] != nil {
+            throw CallQueueError(
+                .duplicateTask, "a live task already has the id '\(task.id)'; use a new id", group: groupID,
+                taskID: task.id)
+        }
+        try ensureGroup(groupID)
+        defer { releaseIfIdle(groupID) }
+        let group = groups[groupID]!
+        let weight = try Self.validated(weight: requestedWeight, in: group, taskID: task?.id)
+        let wouldWait = !group.line.isEmpty || !group.fits(weight: weight) || !processPermitFree
+        if group.isScheduled {
+            try Admission.check(
+                Admission.Counts(
+                    group: groupID,
+                    limit: group.limit,
+                    waitingInGroup: group.line.count,
+                    groupMaxQueueSize: group.maxQueueSize,
+                    waitingInAll: waitingInAll,
+                    overallMaxQueueSize: scheduling?.maxQueueSize,
+                    wouldWait: wouldWait,
+                    estimatedWait: wouldWait ? estimatedWait(in: group, position: group.line.count, now: now) : .zero,
+                    maxEstimatedWait: scheduling?.maxEstimatedWait
+                ),
+                taskID: task?.id
+            )
+        }
+        nextTicket += 1
+        revision += 1
+        let ticket = nextTicket
+        if let task {
+            tasks[task.id] = LiveTask(
+                id: task.id, group: groupID, control: task.control, queuedAt: now, phase: .waiting(ticket: ticket))
+            observe(task.id, now: now, into: &effects)
+        }
+        if group.isScheduled && !wouldWait {
+            return .granted(start(ticket: ticket, taskID: task?.id, weight: weight, in: groupID, now: now))
+        }
+        groups[groupID]!.line.append(
+            ticket: ticket, weight: weight, continuation: GroupState.LineEntry(taskID: task?.id))
+        waitingInAll += 1
+        return .queued(ticket: ticket)
+    }
+
+    static func validated(weight: Int?, in group: GroupState, taskID: TaskID?) throws -> Int {
+        guard let weight else { return 0 }
+        guard let budget = group.budget else {
+            throw CallQueueError(
+                .invalidArgument,
+                "the call declares weight \(weight), but group '\(group.id)' has no budget; declare one or pass "
+                    + "no weight",
+                group: group.id, taskID: taskID)
+        }
+        guard weight >= 1 && weight <= budget else {
+            throw CallQueueError(
+                .invalidArgument,
+                "weight \(weight) is outside 1...\(budget), the budget of group '\(group.id)'",
+                group: group.id, taskID: taskID)
+        }
+        return weight
+    }
+
+    var processPermitFree: Bool {
+        guard let limit = scheduling?.processWideLimit else { return true }
+        return processRunning < limit
+    }
+
+    // MARK: Waiting
+
+    /// The caller has suspended: store its continuation, or hand it what came first.
+    mutating func park(
+        ticket: UInt64,
+        group: ConcurrencyGroupID,
+        continuation: UnsafeContinuation<Int, any Error>,
+        timer: Task<Void, Never>?,
+        isCancelled: Bool,
+        effects: inout Effects
+    ) -> EarlyOutcome? {
+        if let outcome = early.removeValue(forKey: ticket) {
+            if let timer { effects.timers.append(timer) }
+            return outcome
+        }
+        if isCancelled {
+            if let timer { effects.timers.append(timer) }
+            _ = removeWaiting(ticket: ticket, group: group, error: CancellationError(), effects: &effects)
+            return .failed(CancellationError())
+        }
+        groups[group]?.line.update(ticket: ticket) { entry in
+            entry.continuation = continuation
+            entry.timer = timer
+        }
+        return nil
+    }
+
+    /// Takes a waiting call out of its line (cancellation, deadline, cancel by id) and fails it with
+    /// `error`; serves those behind it that now fit. Returns whether it was waiting.
+    @discardableResult
+    mutating func removeWaiting(
+        ticket: UInt64, group groupID: ConcurrencyGroupID, error: any Error, effects: inout Effects
+    ) -> Bool {
+        guard let (waiter, wasFirst) = groups[groupID]?.line.remove(ticket: ticket) else { return false }
+        waitingInAll -= 1
+        if let timer = waiter.continuation.timer { effects.timers.append(timer) }
+        if let continuation = waiter.continuation.continuation {
+            effects.failures.append((continuation, error))
+        } else {
+            early[ticket] = .failed(error)
+        }
+        moved(groupID, effects: &effects)
+        if wasFirst { serve(groupID, now: nil, effects: &effects) }
+        return true
+    }
+
+    // MARK: Granting
+
+    /// Moves an admitted call to running: a slot, its weight of the budget, a process permit.
+    private mutating func start(
+        ticket: UInt64, taskID: TaskID?, weight: Int, in groupID: ConcurrencyGroupID, now: ContinuousClock.Instant
+    ) -> Held {
+        let slot = groups[groupID]!.slots.take()
+        groups[groupID]!.running[ticket] = now
+        groups[groupID]!.budgetUsed += weight
+        if scheduling?.processWideLimit != nil { processRunning += 1 }
+        revision += 1
+        if let taskID, var task = tasks[taskID] {
+            task.phase = .running(Running(ticket: ticket, slot: slot, weight: weight, startedAt: now))
+            task.version += 1
+            tasks[taskID] = task
+        }
+        return Held(group: groupID, ticket: ticket, slot: slot, weight: weight)
+    }
+
+    /// Grants waiting calls that now fit, in strict order: within a group the head blocks those behind it;
+    /// across groups, the process-wide limit goes to the oldest eligible head.
+    mutating func serve(_ groupID: ConcurrencyGroupID, now: ContinuousClock.Instant?, effects: inout Effects) {
+        guard scheduling != nil else { return }
+        var now = now
+        if scheduling?.processWideLimit == nil {
+            while let group = groups[groupID], let head = group.line.first, group.fits(weight: head.weight) {
+                grantHead(of: groupID, now: &now, effects: &effects)
+            }
+            return
+        }
+        while processPermitFree {
+            var oldest: (group: ConcurrencyGroupID, ticket: UInt64)?
+            for (id, group) in groups {
+                guard let head = group.line.first, group.isScheduled, group.fits(weight: head.weight) else { continue }
+                if oldest == nil || head.ticket < oldest!.ticket { oldest = (id, head.ticket) }
+            }
+            guard let oldest else { return }
+            grantHead(of: oldest.group, now: &now, effects: &effects)
+        }
+    }
+
+    private mutating func grantHead(
+        of groupID: ConcurrencyGroupID, now: inout ContinuousClock.Instant?, effects: inout Effects
+    ) {
+        let waiter = groups[groupID]!.line.removeFirst()
+        waitingInAll -= 1
+        let instant = now ?? ContinuousClock.now
+        now = instant
+        let held = start(
+            ticket: waiter.ticket, taskID: waiter.continuation.taskID, weight: waiter.weight, in: groupID,
+            now: instant)
+        if let timer = waiter.continuation.timer { effects.timers.append(timer) }
+        if let continuation = waiter.continuation.continuation {
+            effects.grants.append((continuation, held.slot))
+        } else {
+            early[waiter.ticket] = .granted(slot: held.slot)
+        }
+        if let taskID = waiter.continuation.taskID { wake(taskID, effects: &effects) }
+        moved(groupID, effects: &effects)
+    }
+
+    /// Gives back what a running call held and serves the line.
+    mutating func release(_ held: Held, now: ContinuousClock.Instant, effects: inout Effects) {
+        guard var group = groups[held.group], group.running.removeValue(forKey: held.ticket) != nil else { return }
+        group.slots.give(held.slot)
+        group.budgetUsed -= held.weight
+        groups[held.group] = group
+        if scheduling?.processWideLimit != nil { processRunning -= 1 }
+        revision += 1
+        serve(held.group, now: now, effects: &effects)
+        releaseIfIdle(held.group)
+    }
+
+    // MARK: Positions and readers
+
+    /// Someone left a line: positions behind them changed. Parked readers are woken now (interval zero)
+    /// or by one flush per interval.
+    mutating func moved(_ groupID: ConcurrencyGroupID, effects: inout Effects) {
+        guard var group = groups[groupID] else { return }
+        group.moved &+= 1
+        revision += 1
+        if !group.parkedReaders.isEmpty {
+            if settings.positionUpdateInterval <= .zero {
+                wakeParked(&group, effects: &effects)
+            } else if !group.flushPending {
+                group.flushPending = true
+                effects.flushes.append(groupID)
+            }
+        }
+        groups[groupID] = group
+    }
+
+    /// The interval has passed: wake the group's parked readers; those whose position moved read it.
+    mutating func flush(_ groupID: ConcurrencyGroupID, effects: inout Effects) {
+        guard var group = groups[groupID] else { return }
+        group.flushPending = false
+        wakeParked(&group, effects: &effects)
+        groups[groupID] = group
+        releaseIfIdle(groupID)
+    }
+
+    private func wakeParked(_ group: inout GroupState, effects: inout Effects) {
+        for subscription in group.parkedReaders.values {
+            subscription.positionDue = true
+            if let reader = subscription.parked {
+                subscription.parked = nil
+                effects.readers.append(reader)
+            }
+        }
+        group.parkedReaders = [:]
+    }
+
+    /// A task's own state changed: its parked readers read now.
+    mutating func wake(_ id: TaskID, effects: inout Effects) {
+        guard let task = tasks[id] else { return }
+        for subscription in task.subscriptions.values {
+            if let reader = subscription.parked {
+                subscription.parked = nil
+                effects.readers.append(reader)
+            }
+            groups[task.group]?.parkedReaders[ObjectIdentifier(subscription)] = nil
+        }
+    }
+
+    // MARK: Progress and finish
+
+    mutating func setProgress(of id: TaskID, fraction: Double, step: String?, effects: inout Effects) {
+        guard var task = tasks[id], case .running(var running) = task.phase else { return }
+        running.progress = fraction
+        running.step = step
+        task.phase = .running(running)
+        task.version += 1
+        revision += 1
+        tasks[id] = task
+        wake(id, effects: &effects)
+    }
+
+    /// Moves a live task to the history, gives back what it held and grants the next call, in one step,
+    /// so the finish is recorded before its slot goes to anyone else.
+    mutating func finish(
+        _ id: TaskID,
+        outcome: TaskStatus.Outcome,
+        result: (any Sendable)?,
+        bodyRan: Bool = true,
+        now: ContinuousClock.Instant,
+        effects: inout Effects
+    ) -> TaskStatus? {
+        guard let task = tasks[id] else { return nil }
+        wake(id, effects: &effects)
+        tasks[id] = nil
+        revision += 1
+        var queuedFor = now - task.queuedAt
+        var ranFor = Duration.zero
+        var started = false
+        switch task.phase {
+        case .waiting(let ticket):
+            // A scheduled call has already left its line when it finishes unstarted; a hand-tracked task
+            // may still stand in it.
+            if groups[task.group]?.line.remove(ticket: ticket) != nil {
+                waitingInAll -= 1
+                moved(task.group, effects: &effects)
+            }
+        case .running(let running) where bodyRan:
+            queuedFor = running.startedAt - task.queuedAt
+            ranFor = now - running.startedAt
+            started = true
+            if outcome != .cancelled { groups[task.group]?.estimator.record(ranFor) }
+        case .running:
+            break  // granted, but its caller was gone before the body began
+        }
+        let status = TaskStatus(
+            id: id,
+            group: task.group,
+            state: .finished(.init(outcome: outcome, queuedFor: queuedFor, ranFor: ranFor, started: started)),
+            version: revision
+        )
+        for subscription in task.subscriptions.values { subscription.final = status }
+        finished.record(status, for: id)
+        if let result { results.record(result, for: id) }
+        if settings.observes { effects.observed.append(status) }
+        if case .running(let running) = task.phase, groups[task.group]?.isScheduled == true {
+            release(
+                Held(group: task.group, ticket: running.ticket, slot: running.slot, weight: running.weight),
+                now: now, effects: &effects)
+        } else if case .running(let running) = task.phase {
+            groups[task.group]?.running[running.ticket] = nil
+            groups[task.group]?.slots.give(running.slot)
+        }
+        releaseIfIdle(task.group)
+        return status
+    }
+
+    /// Fails every waiting call and refuses later ones.
+    mutating func close(effects: inout Effects) {
+        guard !isClosed else { return }
+        isClosed = true
+        let error = CallQueueError(.closed, "the call queue is closed (the server is shutting down)")
+        for id in Array(groups.keys) {
+            guard let waiters = groups[id]?.line.removeAll() else { continue }
+            waitingInAll -= waiters.count
+            for waiter in waiters {
+                if let timer = waiter.continuation.timer { effects.timers.append(timer) }
+                if let continuation = waiter.continuation.continuation {
+                    effects.failures.append((continuation, error))
+                } else {
+                    early[waiter.ticket] = .failed(error)
+                }
+            }
+            if !waiters.isEmpty { moved(id, effects: &effects) }
+        }
+    }
+
+    // MARK: Statuses
+
+    func status(of id: TaskID, now: ContinuousClock.Instant) -> TaskStatus? {
+        guard let task = tasks[id] else { return finished[id] }
+        return status(of: task, now: now)
+    }
+
+    func status(of task: LiveTask, now: ContinuousClock.Instant) -> TaskStatus {
+        guard let group = groups[task.group] else {
+            preconditionFailure("live task \(task.id) has no group '\(task.group)'")
+        }
+        let estimate = group.estimator.estimate
+        switch task.phase {
+        case .waiting(let ticket):
+            var position = group.line.position(of: ticket) ?? 0
+            let queueSize = max(group.line.count, position + 1)
+            var holder = TaskStatus.Holder.group
+            var wait = estimatedWait(in: group, position: position, now: now)
+            if position == 0, group.isScheduled, !processPermitFree,
+                let head = group.line.first, group.fits(weight: head.weight), let limit = scheduling?.processWideLimit
+            {
+                holder = .processLimit
+                position = groups.values.count { other in
+                    guard let otherHead = other.line.first else { return false }
+                    return other.isScheduled && otherHead.ticket < ticket && other.fits(weight: otherHead.weight)
+                }
+                wait = .clampedSeconds(estimate.seconds * Double(position + 1) / Double(limit))
+            }
+            return TaskStatus(
+                id: task.id,
+                group: task.group,
+                state: .queued(
+                    .init(
+                        position: position,
+                        queueSize: queueSize,
+                        heldBy: holder,
+                        estimatedWait: wait,
+                        eta: .clampedSeconds(wait.seconds + estimate.seconds)
+                    )),
+                version: revision
+            )
+        case .running(let running):
+            let elapsed = now - running.startedAt
+            let eta: Duration
+            if let progress = running.progress, progress > 0 {
+                eta = .clampedSeconds(elapsed.seconds / progress - elapsed.seconds)
+            } else {
+                eta = .clampedSeconds(estimate.seconds - elapsed.seconds)
+            }
+            return TaskStatus(
+                id: task.id,
+                group: task.group,
+                state: .running(
+                    .init(
+                        slot: running.slot, progress: running.progress, step: running.step, elapsed: elapsed, eta: eta
+                    )),
+                version: revision
+            )
+        }
+    }
+
+    /// The task's status for the observer, when it is live.
+    func observe(_ id: TaskID, now: ContinuousClock.Instant, into effects: inout Effects) {
+        guard settings.observes else { return }
+        if let status = status(of: id, now: now) { effects.observed.append(status) }
+    }
+}

@@ -1,0 +1,321 @@
+/// Tracks tasks from queued to running to finished: positions and ETAs while they wait, slot and progress
+/// while they run, outcome and times when done; update streams, cancel and control flags by id; bounded
+/// histories of finished tasks and results. AUTOMATIC1111's progress module as a Swift type.
+///
+/// A ``CallQueue`` owns one (``CallQueue/lifecycle``) and records its calls in it. A lifecycle can also be
+/// used by itself, to track work that runs elsewhere (a process behind an HTTP call, a job on another
+/// machine): ``register(_:group:onCancel:)``, ``start(_:slot:)``, ``report(_:fraction:step:)`` and
+/// ``finish(_:outcome:result:)`` record what happens, and every reader sees it.
+///
+/// ```swift
+/// let lifecycle = try TaskLifecycle()
+/// let id = try lifecycle.register(group: "render-farm") { farm.cancel(jobID) }
+/// // ... the farm picks the job up:
+/// try lifecycle.start(id, slot: machineNumber)
+/// lifecycle.report(id, fraction: 0.5, step: "frame 12 of 24")
+/// lifecycle.finish(id, outcome: .succeeded)
+/// ```
+///
+/// Hand-tracked tasks of one group form a line in the order they were registered; a task leaves it when it
+/// starts or finishes. Their ETA assumes one runs at a time.
+public final class TaskLifecycle: Sendable {
+    /// How a lifecycle behaves.
+    public struct Configuration: Sendable {
+        /// How many finished tasks stay queryable by id (AUTOMATIC1111 keeps 16).
+        public var finishedTaskHistory = 16
+        /// How many results of succeeded tasks stay queryable by id (AUTOMATIC1111 keeps 2).
+        public var resultHistory = 2
+        /// The run time assumed for a group before any of its tasks has finished.
+        public var initialRunTimeEstimate: Duration = .seconds(10)
+        /// The least time between two position updates to one subscriber (Gradio's `status_update_rate`).
+        /// State changes (start, progress, finish) are delivered at once. `.zero`: every change at once.
+        public var positionUpdateInterval: Duration = .milliseconds(250)
+        /// The clock every instant and push pause comes from; tests inject a manual one.
+        public var clock: LifecycleClock = .continuous
+        /// Receives every task's queued, running and finished status.
+        public var observer: (any CallQueueObserver)?
+
+        /// A configuration; every parameter has the default described on its property.
+        public init(
+            finishedTaskHistory: Int = 16,
+            resultHistory: Int = 2,
+            initialRunTimeEstimate: Duration = .seconds(10),
+            positionUpdateInterval: Duration = .milliseconds(250),
+            clock: LifecycleClock = .continuous,
+            observer: (any CallQueueObserver)? = nil
+        ) {
+            self.finishedTaskHistory = finishedTaskHistory
+            self.resultHistory = resultHistory
+            self.initialRunTimeEstimate = initialRunTimeEstimate
+            self.positionUpdateInterval = positionUpdateInterval
+            self.clock = clock
+            self.observer = observer
+        }
+
+        func validated() throws -> Configuration {
+            if finishedTaskHistory < 0 || resultHistory < 0 {
+                throw CallQueueError(.invalidArgument, "history sizes must not be negative")
+            }
+            if initialRunTimeEstimate < .zero || initialRunTimeEstimate > .etaLimit {
+                throw CallQueueError(
+                    .invalidArgument, "initialRunTimeEstimate must be between 0 and \(Duration.etaLimit)")
+            }
+            if positionUpdateInterval < .zero {
+                throw CallQueueError(.invalidArgument, "positionUpdateInterval must not be negative")
+            }
+            return self
+        }
+
+        var settings: LifecycleState.Settings {
+            LifecycleState.Settings(
+                finishedTaskHistory: finishedTaskHistory,
+                resultHistory: resultHistory,
+                initialRunTimeEstimate: initialRunTimeEstimate,
+                positionUpdateInterval: positionUpdateInterval,
+                observes: observer != nil
+            )
+        }
+    }
+
+    let state: LockedState<LifecycleState>
+    let clock: LifecycleClock
+    let observer: (any CallQueueObserver)?
+    let positionUpdateInterval: Duration
+
+    /// A lifecycle for tasks you track yourself.
+    ///
+    /// - Throws: ``CallQueueError`` with ``CallQueueError/Code/invalidArgument`` for a negative history
+    ///   size, push interval or run-time estimate.
+    public convenience init(configuration: Configuration = Configuration()) throws {
+        let configuration = try configuration.validated()
+        self.init(configuration: configuration, scheduling: nil)
+    }
+
+    init(configuration: Configuration, scheduling: LifecycleState.Scheduling?) {
+        state = LockedState(LifecycleState(settings: configuration.settings, scheduling: scheduling))
+        clock = configuration.clock
+        observer = configuration.observer
+        positionUpdateInterval = configuration.positionUpdateInterval
+    }
+
+    // MARK: Reading
+
+    /// The status of a live task, or of a finished one still in the history.
+    ///
+    /// - Throws: ``CallQueueError`` with ``CallQueueError/Code/unknownTask`` for an id never seen, or
+    ///   finished and forgotten.
+    public func status(of id: TaskID) throws -> TaskStatus {
+        let now = clock.now
+        return try state.withLock { state in
+            if let status = state.status(of: id, now: now) { return status }
+            throw Self.unknown(id)
+        }
+    }
+
+    /// The statuses of all live tasks, queued and running.
+    public var liveTasks: [TaskStatus] {
+        let now = clock.now
+        return state.withLock { state in state.tasks.values.map { state.status(of: $0, now: now) } }
+    }
+
+    /// The task's statuses as they change, ending after the finished one; see ``TaskUpdates``.
+    ///
+    /// For a finished task still in the history, the sequence holds its final status.
+    ///
+    /// - Throws: ``CallQueueError`` with ``CallQueueError/Code/unknownTask`` for an unknown id.
+    public func updates(of id: TaskID) throws -> TaskUpdates {
+        let subscription = UpdateSubscription(taskID: id)
+        try state.withLock { state in
+            if state.tasks[id] != nil {
+                state.subscribe(subscription)
+            } else if let final = state.finished[id] {
+                subscription.final = final
+            } else {
+                throw Self.unknown(id)
+            }
+        }
+        return TaskUpdates(token: SubscriptionToken(subscription: subscription, lifecycle: self))
+    }
+
+    /// The result a succeeded task returned, while it is among the last
+    /// ``Configuration/resultHistory``.
+    public func result(of id: TaskID) -> (any Sendable)? {
+        state.withLock { $0.results[id] }
+    }
+
+    // MARK: Control
+
+    /// Cancels a task by id, from anywhere (a Cancel button's request). A queued task leaves its line at once
+    /// and its call throws `CancellationError`; a running task's body is cancelled (it sees
+    /// `Task.isCancelled`) and keeps its slot until it returns. The task that awaits the call is not
+    /// cancelled: it gets `CancellationError` from that call alone, and its later calls run.
+    ///
+    /// - Returns: `true` if a live task was cancelled, `false` if it had already finished.
+    /// - Throws: ``CallQueueError`` with ``CallQueueError/Code/unknownTask`` for an unknown id.
+    @discardableResult
+    public func cancel(_ id: TaskID) throws -> Bool {
+        try request(.interrupt, for: id)
+    }
+
+    /// Sets flags on a live task for its body to read through ``CallContext/flags`` (AUTOMATIC1111's skip
+    /// and stop-after-current). ``ControlFlags/interrupt`` also cancels it, as ``cancel(_:)`` does.
+    ///
+    /// - Returns: `true` if the task was live, `false` if it had already finished.
+    /// - Throws: ``CallQueueError`` with ``CallQueueError/Code/unknownTask`` for an unknown id.
+    @discardableResult
+    public func request(_ flags: ControlFlags, for id: TaskID) throws -> Bool {
+        var effects = LifecycleState.Effects()
+        let control = try state.withLock { state -> TaskControl? in
+            guard let task = state.tasks[id] else {
+                if state.finished[id] != nil { return nil }
+                throw Self.unknown(id)
+            }
+            if flags.contains(.interrupt), case .waiting(let ticket) = task.phase, state.scheduling != nil {
+                state.removeWaiting(ticket: ticket, group: task.group, error: CancellationError(), effects: &effects)
+            }
+            return task.control
+        }
+        run(effects)
+        guard let control else { return false }
+        control.insert(flags)
+        if flags.contains(.interrupt) { control.cancel() }
+        return true
+    }
+
+    /// The flags set on a live task; `nil` when it is not live.
+    public func flags(of id: TaskID) -> ControlFlags? {
+        state.withLock { $0.tasks[id]?.control }?.flags
+    }
+
+    // MARK: Recording tasks tracked by hand
+
+    /// Registers a task as queued at the back of its group's line.
+    ///
+    /// - Parameters:
+    ///   - id: The task's id; a new one is generated when `nil`.
+    ///   - group: The line it waits in.
+    ///   - onCancel: Called (outside any lock) when the task is cancelled by id.
+    /// - Returns: The task's id.
+    /// - Throws: ``CallQueueError`` with ``CallQueueError/Code/duplicateTask`` for a live id, and with
+    ///   ``CallQueueError/Code/invalidArgument`` on a ``CallQueue``'s lifecycle, whose calls register
+    ///   themselves.
+    @discardableResult
+    public func register(
+        _ id: TaskID? = nil,
+        group: ConcurrencyGroupID = .default,
+        onCancel: (@Sendable () -> Void)? = nil
+    ) throws -> TaskID {
+        let id = id ?? TaskID.generate()
+        let control = TaskControl()
+        if let onCancel { _ = control.setCanceller(onCancel) }
+        let now = clock.now
+        var effects = LifecycleState.Effects()
+        try state.withLock { try $0.register(id, group: group, control: control, now: now, effects: &effects) }
+        run(effects)
+        return id
+    }
+
+    /// Records that a registered task started, in `slot`.
+    ///
+    /// - Throws: ``CallQueueError`` with ``CallQueueError/Code/unknownTask`` when it is not live, or
+    ///   ``CallQueueError/Code/invalidArgument`` when it already started.
+    public func start(_ id: TaskID, slot: Int = 0) throws {
+        let now = clock.now
+        var effects = LifecycleState.Effects()
+        try state.withLock { try $0.startTracked(id, slot: slot, now: now, effects: &effects) }
+        run(effects)
+    }
+
+    /// Records a running task's progress: a fraction `0...1` (clamped; NaN reads as 0) and a short text.
+    /// Readers see the newest; a task that is not running ignores it.
+    public func report(_ id: TaskID, fraction: Double, step: String? = nil) {
+        let clamped = fraction.isNaN ? 0 : min(max(fraction, 0), 1)
+        var effects = LifecycleState.Effects()
+        state.withLock { $0.setProgress(of: id, fraction: clamped, step: step, effects: &effects) }
+        run(effects)
+    }
+
+    /// Records that a task finished and moves it to the history, with its result when it succeeded.
+    ///
+    /// - Returns: Its final status, or `nil` when it was not live.
+    @discardableResult
+    public func finish(_ id: TaskID, outcome: TaskStatus.Outcome, result: (any Sendable)? = nil) -> TaskStatus? {
+        let now = clock.now
+        var effects = LifecycleState.Effects()
+        let status = state.withLock {
+            $0.finish(id, outcome: outcome, result: outcome == .succeeded ? result : nil, now: now, effects: &effects)
+        }
+        run(effects)
+        return status
+    }
+
+    /// Finishes a job's task: `bodyRan` is false for a job granted its slot whose caller was gone first.
+    func finishJob(
+        _ id: TaskID, outcome: TaskStatus.Outcome, result: (any Sendable)?, bodyRan: Bool
+    ) -> TaskStatus.Finished? {
+        let now = clock.now
+        var effects = LifecycleState.Effects()
+        let status = state.withLock {
+            $0.finish(id, outcome: outcome, result: result, bodyRan: bodyRan, now: now, effects: &effects)
+        }
+        run(effects)
+        return status?.state.finished
+    }
+
+    // MARK: Internals
+
+    static func unknown(_ id: TaskID) -> CallQueueError {
+        CallQueueError(
+            .unknownTask, "no live or remembered task has the id '\(id)' (never seen, or finished and forgotten)",
+            taskID: id)
+    }
+
+    /// Runs what a mutation asked for, after the lock is dropped: observer events first, so a finish is
+    /// reported before the next call it let in starts; then failures, grants, readers and position flushes.
+    func run(_ effects: LifecycleState.Effects) {
+        guard !effects.isEmpty else { return }
+        if let observer {
+            for status in effects.observed { observer.taskDidChange(status) }
+        }
+        for timer in effects.timers { timer.cancel() }
+        for (continuation, error) in effects.failures { continuation.resume(throwing: error) }
+        for (continuation, slot) in effects.grants { continuation.resume(returning: slot) }
+        for reader in effects.readers { reader.resume(returning: .woken) }
+        for group in effects.flushes { scheduleFlush(of: group) }
+    }
+
+    private func scheduleFlush(of group: ConcurrencyGroupID) {
+        let deadline = clock.now + positionUpdateInterval
+        Task { [weak self, clock] in
+            try? await clock.sleep(until: deadline)
+            guard let self else { return }
+            var effects = LifecycleState.Effects()
+            self.state.withLock { $0.flush(group, effects: &effects) }
+            self.run(effects)
+        }
+    }
+
+    func read(
+        _ subscription: UpdateSubscription, parking continuation: UnsafeContinuation<UpdateSubscription.Step, Never>
+    ) {
+        let now = clock.now
+        let isCancelled = Task.isCancelled
+        var effects = LifecycleState.Effects()
+        let step = state.withLock {
+            $0.read(subscription, parking: continuation, isCancelled: isCancelled, now: now, effects: &effects)
+        }
+        run(effects)
+        if let step { continuation.resume(returning: step) }
+    }
+
+    /// The reading task was cancelled: its sequence ends.
+    func endRead(_ subscription: UpdateSubscription) {
+        let parked = state.withLock { $0.unsubscribe(subscription) }
+        parked?.resume(returning: .end)
+    }
+
+    func unsubscribe(_ subscription: UpdateSubscription) {
+        let parked = state.withLock { $0.unsubscribe(subscription) }
+        parked?.resume(returning: .end)
+    }
+}

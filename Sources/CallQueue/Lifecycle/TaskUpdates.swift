@@ -1,0 +1,92 @@
+/// A task's statuses as an `AsyncSequence`: the current one at once, then each change until it finishes;
+/// the sequence ends after the finished status. Made by ``TaskLifecycle/updates(of:)`` and
+/// ``CallQueue/updates(of:)``.
+///
+/// Pull-based: nothing is computed or buffered for a subscriber until it asks for the next element. A
+/// reader gets the newest status when it reads (coalesced: it never sees an older one after a newer one,
+/// see ``TaskStatus/version``). A change of the task's own state (start, progress, finish) wakes it at once;
+/// a change of a waiting task's position wakes it at most once per
+/// ``TaskLifecycle/Configuration/positionUpdateInterval``. A subscriber that never reads costs the queue
+/// nothing when its line moves.
+///
+/// One consumer at a time, like `AsyncStream`. Cancelling the consuming task ends the sequence (`nil`);
+/// it does not cancel the task it follows. The subscription is freed when the task ends or the sequence
+/// and its iterators are gone.
+public struct TaskUpdates: AsyncSequence, Sendable {
+    public typealias Element = TaskStatus
+    public typealias Failure = Never
+
+    let token: SubscriptionToken
+
+    public func makeAsyncIterator() -> Iterator {
+        Iterator(token: token)
+    }
+
+    public struct Iterator: AsyncIteratorProtocol {
+        let token: SubscriptionToken
+
+        public mutating func next() async -> TaskStatus? {
+            await token.next()
+        }
+
+        public mutating func next(isolation actor: isolated (any Actor)?) async -> TaskStatus? {
+            await token.next()
+        }
+    }
+}
+
+/// One subscriber's reading state. Every field is guarded by the lifecycle's lock.
+final class UpdateSubscription: @unchecked Sendable {
+    enum Step: Sendable {
+        case status(TaskStatus)
+        case end
+        /// Something changed: read again.
+        case woken
+    }
+
+    let taskID: TaskID
+    var lastVersion: UInt64?
+    var lastMoved: UInt64 = 0
+    var lastPosition: (position: Int, queueSize: Int)?
+    /// A flush came: a position change may be read now.
+    var positionDue = false
+    var parked: UnsafeContinuation<Step, Never>?
+    var final: TaskStatus?
+    var isDone = false
+
+    init(taskID: TaskID) {
+        self.taskID = taskID
+    }
+}
+
+/// Owns a subscription for the sequence and its iterators; unsubscribes when the last of them is gone.
+final class SubscriptionToken: Sendable {
+    let subscription: UpdateSubscription
+    let lifecycle: TaskLifecycle
+
+    init(subscription: UpdateSubscription, lifecycle: TaskLifecycle) {
+        self.subscription = subscription
+        self.lifecycle = lifecycle
+    }
+
+    func next() async -> TaskStatus? {
+        while true {
+            let step = await withTaskCancellationHandler {
+                await withUnsafeContinuation { (continuation: UnsafeContinuation<UpdateSubscription.Step, Never>) in
+                    lifecycle.read(subscription, parking: continuation)
+                }
+            } onCancel: {
+                lifecycle.endRead(subscription)
+            }
+            switch step {
+            case .status(let status): return status
+            case .end: return nil
+            case .woken: continue
+            }
+        }
+    }
+
+    deinit {
+        lifecycle.unsubscribe(subscription)
+    }
+}
