@@ -42,21 +42,26 @@ extension CallQueue {
     /// - Throws: `CancellationError` when the task is cancelled (or the job cancelled by id) while waiting,
     ///   ``CallQueueError/Code/timedOut`` at the deadline, ``CallQueueError/Code/closed`` on close. When it
     ///   throws, the call holds nothing.
-    func acquire(_ admitted: Admitted, deadline: ContinuousClock.Instant?) async throws -> LifecycleState.Held {
+    func acquire(
+        _ admitted: Admitted, deadline: ContinuousClock.Instant?
+    ) async throws -> (held: LifecycleState.Held, startObserved: Bool) {
         switch admitted.outcome {
         case .granted(let held):
-            return held
+            return (held, false)
         case .queued(let ticket):
-            let slot = try await waitForGrant(ticket: ticket, group: admitted.group, deadline: deadline)
-            return LifecycleState.Held(group: admitted.group, ticket: ticket, slot: slot, weight: admitted.weight)
+            let grant = try await waitForGrant(ticket: ticket, group: admitted.group, deadline: deadline)
+            let held = LifecycleState.Held(
+                group: admitted.group, ticket: ticket, slot: grant.slot, weight: admitted.weight)
+            return (held, grant.startObserved)
         }
     }
 
     private func waitForGrant(
         ticket: UInt64, group: ConcurrencyGroupID, deadline: ContinuousClock.Instant?
-    ) async throws -> Int {
+    ) async throws -> LifecycleState.Grant {
         try await withTaskCancellationHandler {
-            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Int, any Error>) in
+            try await withUnsafeThrowingContinuation {
+                (continuation: UnsafeContinuation<LifecycleState.Grant, any Error>) in
                 let timer = deadline.map { scheduleTimeout(of: ticket, in: group, at: $0) }
                 let isCancelled = Task.isCancelled
                 var effects = LifecycleState.Effects()
@@ -68,7 +73,7 @@ extension CallQueue {
                 lifecycle.run(effects)
                 switch early {
                 case nil: break
-                case .granted(let slot): continuation.resume(returning: slot)
+                case .granted(let slot): continuation.resume(returning: .init(slot: slot, startObserved: false))
                 case .failed(let error): continuation.resume(throwing: error)
                 }
             }
@@ -126,11 +131,11 @@ extension CallQueue {
         var bodyRan = false
         let result: Result<T, any Error>
         do {
-            let held = try await acquire(job.admitted, deadline: deadline)
+            let (held, startObserved) = try await acquire(job.admitted, deadline: deadline)
             // A lock grants free permits even to a cancelled caller; a job does not start heavy work for a
             // caller that is gone.
             if Task.isCancelled || job.control.isCancelRequested { throw CancellationError() }
-            observeStart(of: job.id)
+            if !startObserved { observeStart(of: job.id) }
             let context = CallContext(
                 taskID: job.id, group: job.admitted.group, slot: held.slot, lifecycle: lifecycle, control: job.control)
             // Closed before the finish gives the slot away, so the next call's run cannot fall into it.
@@ -157,8 +162,8 @@ extension CallQueue {
         return JobOutcome(result: result, taskID: job.id, stats: stats)
     }
 
-    /// The observer hears a start from the started task itself, after whoever let it in reported its own
-    /// finish.
+    /// The observer hears of a start from the thread that granted it, right after the finish that let it in;
+    /// a call granted before it had suspended (or at once) reports its own start.
     private func observeStart(of id: TaskID) {
         guard let observer = configuration.observer, let status = try? lifecycle.status(of: id) else { return }
         observer.taskDidChange(status)

@@ -35,7 +35,7 @@ extension CallQueue {
         _ body: () async throws -> T
     ) async throws -> T {
         let admitted = try admit(task: nil, group: group, weight: weight)
-        let held = try await acquire(admitted, deadline: deadline)
+        let held = try await acquire(admitted, deadline: deadline).held
         defer { release(held) }
         return try await body()
     }

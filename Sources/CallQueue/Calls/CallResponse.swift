@@ -17,10 +17,24 @@ public enum CallFallback<Output: Sendable>: Sendable {
 /// Renders as AUTOMATIC1111's HTML (``html``: the error `div`, then the performance block), as one plain
 /// line (``plainText``), and as `Codable` when the outputs are.
 public struct CallResponse<Output: Sendable>: Sendable {
-    /// The error of a failed call: its type name and message.
+    /// The error of a failed call: its type name, message, and code when it is a ``CallQueueError`` (a
+    /// server maps `"queueFull"` and `"waitTooLong"` to 503 without reading the text).
     public struct Failure: Sendable, Hashable, Codable {
         public var type: String
         public var message: String
+        public var code: String?
+
+        public init(type: String, message: String, code: String? = nil) {
+            self.type = type
+            self.message = message
+            self.code = code
+        }
+
+        init(_ error: any Error) {
+            type = String(describing: Swift.type(of: error))
+            message = CallQueue.errorMessage(error)
+            code = (error as? CallQueueError)?.code.description
+        }
 
         /// `"TypeName: message"`.
         public var text: String { "\(type): \(message)" }
@@ -76,8 +90,7 @@ extension CallResponse {
         case .failure(let error):
             outputs = fallback?()
             wasCancelled = error is CancellationError
-            failure =
-                wasCancelled ? nil : Failure(type: String(describing: type(of: error)), message: "\(error)")
+            failure = wasCancelled ? nil : Failure(error)
         }
     }
 }

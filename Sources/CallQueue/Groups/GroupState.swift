@@ -47,7 +47,7 @@ struct GroupState {
         /// The tracked task, `nil` for an untracked call (``CallQueue/runQueued(group:weight:deadline:isolation:_:)``).
         var taskID: TaskID?
         /// Set once the caller has suspended; before that a grant or failure is kept for it to find.
-        var continuation: UnsafeContinuation<Int, any Error>?
+        var continuation: UnsafeContinuation<LifecycleState.Grant, any Error>?
         /// The deadline's timer, stopped when the call leaves the line.
         var timer: Task<Void, Never>?
     }

@@ -38,6 +38,8 @@ struct LifecycleState {
         var startedAt: ContinuousClock.Instant
         var progress: Double?
         var step: String?
+        /// The observer was told it runs; its finish then says it started, so meters stay balanced.
+        var startReported = false
     }
 
     struct LiveTask {
@@ -59,6 +61,14 @@ struct LifecycleState {
         var weight: Int
     }
 
+    /// What a parked caller is resumed with.
+    struct Grant: Sendable {
+        var slot: Int
+        /// Whether the granting thread already reported the start to the observer, right after the finish
+        /// that let it in.
+        var startObserved: Bool
+    }
+
     /// A grant or a failure that came before the caller suspended, kept for it to find.
     enum EarlyOutcome {
         case granted(slot: Int)
@@ -68,8 +78,8 @@ struct LifecycleState {
     /// What the owner does after dropping the lock, in this order.
     struct Effects {
         var observed: [TaskStatus] = []
-        var failures: [(UnsafeContinuation<Int, any Error>, any Error)] = []
-        var grants: [(UnsafeContinuation<Int, any Error>, Int)] = []
+        var failures: [(UnsafeContinuation<LifecycleState.Grant, any Error>, any Error)] = []
+        var grants: [(UnsafeContinuation<LifecycleState.Grant, any Error>, Grant)] = []
         var timers: [Task<Void, Never>] = []
         var readers: [UnsafeContinuation<UpdateSubscription.Step, Never>] = []
         var flushes: [ConcurrencyGroupID] = []
@@ -94,6 +104,8 @@ struct LifecycleState {
     var revision: UInt64 = 0
     var waitingInAll = 0
     var processRunning = 0
+    /// Waiting calls whose callers have suspended (the rest are between admission and suspending).
+    var parkedWaiters = 0
 
     init(settings: Settings, scheduling: Scheduling?) {
         self.settings = settings
@@ -250,7 +262,7 @@ struct LifecycleState {
     mutating func park(
         ticket: UInt64,
         group: ConcurrencyGroupID,
-        continuation: UnsafeContinuation<Int, any Error>,
+        continuation: UnsafeContinuation<LifecycleState.Grant, any Error>,
         timer: Task<Void, Never>?,
         isCancelled: Bool,
         effects: inout Effects
@@ -268,6 +280,7 @@ struct LifecycleState {
             entry.continuation = continuation
             entry.timer = timer
         }
+        parkedWaiters += 1
         return nil
     }
 
@@ -281,6 +294,7 @@ struct LifecycleState {
         waitingInAll -= 1
         if let timer = waiter.continuation.timer { effects.timers.append(timer) }
         if let continuation = waiter.continuation.continuation {
+            parkedWaiters -= 1
             effects.failures.append((continuation, error))
         } else {
             early[ticket] = .failed(error)
@@ -343,7 +357,15 @@ struct LifecycleState {
             now: instant)
         if let timer = waiter.continuation.timer { effects.timers.append(timer) }
         if let continuation = waiter.continuation.continuation {
-            effects.grants.append((continuation, held.slot))
+            parkedWaiters -= 1
+            if let taskID = waiter.continuation.taskID, settings.observes,
+                case .running(var running) = tasks[taskID]?.phase
+            {
+                running.startReported = true
+                tasks[taskID]?.phase = .running(running)
+                observe(taskID, now: instant, into: &effects)
+            }
+            effects.grants.append((continuation, Grant(slot: held.slot, startObserved: settings.observes)))
         } else {
             early[waiter.ticket] = .granted(slot: held.slot)
         }
@@ -452,7 +474,7 @@ struct LifecycleState {
                 waitingInAll -= 1
                 moved(task.group, effects: &effects)
             }
-        case .running(let running) where bodyRan:
+        case .running(let running) where bodyRan || running.startReported:
             queuedFor = running.startedAt - task.queuedAt
             ranFor = now - running.startedAt
             started = true
@@ -493,6 +515,7 @@ struct LifecycleState {
             for waiter in waiters {
                 if let timer = waiter.continuation.timer { effects.timers.append(timer) }
                 if let continuation = waiter.continuation.continuation {
+                    parkedWaiters -= 1
                     effects.failures.append((continuation, error))
                 } else {
                     early[waiter.ticket] = .failed(error)

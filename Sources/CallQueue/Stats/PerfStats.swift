@@ -3,7 +3,7 @@
 /// Renders as AUTOMATIC1111's "Time taken" HTML block (with its VRAM line when memory was sampled), as
 /// one plain line, and as `Codable`. Unlike AUTOMATIC1111, "Time taken" is the running time alone; the
 /// wait is reported beside it, not folded in.
-public struct PerfStats: Sendable, Hashable, Codable {
+public struct PerfStats: Sendable, Hashable {
     /// Time from the call being queued to its start.
     public var queued: Duration
     /// Time from its start to its end.
@@ -50,5 +50,31 @@ public struct PerfStats: Sendable, Hashable, Codable {
             text += "; memory unavailable: \(memoryUnavailableReason)"
         }
         return text
+    }
+}
+
+/// The wire format: durations in seconds (numbers), memory as ``MemoryStats`` encodes it, absent values left
+/// out: `{"queued":0.25,"running":4.5,"memory":{…}}`.
+extension PerfStats: Codable {
+    private enum CodingKeys: String, CodingKey {
+        case queued, running, memory, memoryUnavailableReason
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            queued: .seconds(try container.decode(Double.self, forKey: .queued)),
+            running: .seconds(try container.decode(Double.self, forKey: .running)),
+            memory: try container.decodeIfPresent(MemoryStats.self, forKey: .memory),
+            memoryUnavailableReason: try container.decodeIfPresent(String.self, forKey: .memoryUnavailableReason)
+        )
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(queued.seconds, forKey: .queued)
+        try container.encode(running.seconds, forKey: .running)
+        try container.encodeIfPresent(memory, forKey: .memory)
+        try container.encodeIfPresent(memoryUnavailableReason, forKey: .memoryUnavailableReason)
     }
 }

@@ -22,7 +22,6 @@ func cFormat(_ format: StaticString, _ value: Double) -> String {
 }
 
 extension Duration {
-    /// Seconds as a `Double`.
     /// The longest ETA or wait the lifecycle reports: about 31 years. Longer estimates (a progress of
     /// 1e-30 reported after a second) are clamped to it rather than overflowing `Duration`.
     static var etaLimit: Duration { .seconds(1_000_000_000) }
@@ -33,25 +32,26 @@ extension Duration {
         return seconds >= 1e9 ? etaLimit : .seconds(seconds)
     }
 
+    /// Seconds as a `Double`.
     var seconds: Double {
         let parts = components
         return Double(parts.seconds) + Double(parts.attoseconds) / 1e18
     }
 }
 
-/// Escapes text for HTML the way Python's `html.escape` does (quotes included).
+/// Escapes text for HTML the way Python's `html.escape` does (quotes included), scalar by scalar: a `<`
+/// followed by a combining mark is one `Character` that is not `"<"`, but its `<` is still escaped.
 func htmlEscaped(_ text: String) -> String {
-    var escaped = ""
-    escaped.reserveCapacity(text.utf8.count)
-    for character in text {
-        switch character {
-        case "&": escaped += "&amp;"
-        case "<": escaped += "&lt;"
-        case ">": escaped += "&gt;"
-        case "\"": escaped += "&quot;"
-        case "'": escaped += "&#x27;"
-        default: escaped.append(character)
+    var escaped = String.UnicodeScalarView()
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "&": escaped.append(contentsOf: "&amp;".unicodeScalars)
+        case "<": escaped.append(contentsOf: "&lt;".unicodeScalars)
+        case ">": escaped.append(contentsOf: "&gt;".unicodeScalars)
+        case "\"": escaped.append(contentsOf: "&quot;".unicodeScalars)
+        case "'": escaped.append(contentsOf: "&#x27;".unicodeScalars)
+        default: escaped.append(scalar)
         }
     }
-    return escaped
+    return String(escaped)
 }
