@@ -25,6 +25,11 @@ func txt2img(_ prompt: String, taskID: TaskID) async throws -> String {
     }
 }
 
+// Or answer a request at once with the job's id; the job runs in a task the queue owns.
+func submitTxt2img(_ prompt: String) throws -> TaskID {
+    try calls.submit(group: "gpu") { context in "image for \(prompt) from GPU \(context.slot)" }.id
+}
+
 // From another request: where is it, and stop it.
 func progress(of taskID: TaskID) throws -> TaskStatus { try calls.status(of: taskID) }
 func stop(_ taskID: TaskID) throws { try calls.cancel(taskID) }

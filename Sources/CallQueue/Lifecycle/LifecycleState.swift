@@ -562,7 +562,7 @@ struct LifecycleState {
                         queueSize: queueSize,
                         heldBy: holder,
                         estimatedWait: wait,
-                        eta: .clampedSeconds(wait.seconds + estimate.seconds)
+                        eta: min(wait + estimate, .etaLimit)
                     )),
                 version: revision
             )

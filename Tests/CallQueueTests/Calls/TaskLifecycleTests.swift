@@ -35,7 +35,9 @@ final class TaskLifecycleTests: XCTestCase {
     /// queued (position, size, ETA from the prior) -> running (slot, progress, ETA) -> finished, with the
     /// time queued and the time running kept apart.
     func testStatesFromQueuedToFinished() async throws {
-        let queue = try CallQueue(configuration: .init(initialRunTimeEstimate: .seconds(8)))
+        let clock = ManualClock()
+        let queue = try CallQueue(
+            configuration: .init(initialRunTimeEstimate: .seconds(8), clock: clock.lifecycleClock))
         let release = Gate()
         let progressed = Gate()
         let finish = Gate()
@@ -55,27 +57,30 @@ final class TaskLifecycleTests: XCTestCase {
         let queued = try XCTUnwrap(try queue.status(of: "task(second)").state.queued)
         XCTAssertEqual(queued.queueSize, 1)
         XCTAssertEqual(queued.heldBy, .group)
-        // One call ahead (just started, 8 s expected) then its own 8 s: about 8 s wait, 16 s ETA.
-        XCTAssertGreaterThan(queued.estimatedWait, .seconds(7))
-        XCTAssertLessThanOrEqual(queued.estimatedWait, .seconds(8))
-        XCTAssertEqual(queued.eta, queued.estimatedWait + .seconds(8))
+        // One call ahead (run 2 s of its 8 s expected) then its own 8 s: 6 s wait, 14 s ETA.
+        clock.advance(by: .seconds(2))
+        let later = try XCTUnwrap(try queue.status(of: "task(second)").state.queued)
+        XCTAssertEqual(later.estimatedWait, .seconds(6))
+        XCTAssertEqual(later.eta, .seconds(14))
 
         release.open()
         try await first.value
         await progressed.wait()
+        clock.advance(by: .seconds(3))
         let running = try XCTUnwrap(try queue.status(of: "task(second)").state.running)
         XCTAssertEqual(running.slot, 0)
         XCTAssertEqual(running.progress, 0.75)
         XCTAssertEqual(running.step, "denoising")
-        XCTAssertLessThanOrEqual(running.eta, running.elapsed * (1 / 0.75))
+        XCTAssertEqual(running.elapsed, .seconds(3))
+        XCTAssertEqual(running.eta, .seconds(1), "3 s for 75%: 1 s to go")
 
         finish.open()
         let result = try await second.value
         XCTAssertEqual(result, "image")
         let finished = try XCTUnwrap(try queue.status(of: "task(second)").state.finished)
         XCTAssertEqual(finished.outcome, .succeeded)
-        XCTAssertGreaterThan(finished.queuedFor, .zero)
-        XCTAssertGreaterThan(finished.ranFor, .zero)
+        XCTAssertEqual(finished.queuedFor, .seconds(2))
+        XCTAssertEqual(finished.ranFor, .seconds(3))
         XCTAssertEqual(queue.result(of: "task(second)") as? String, "image")
     }
 

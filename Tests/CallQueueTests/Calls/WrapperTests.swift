@@ -88,7 +88,7 @@ final class WrapperTests: XCTestCase {
         let response = await call()
         XCTAssertEqual(response.outputs, 0)
         XCTAssertEqual(response.failure?.type, "CallQueueError")
-        XCTAssertTrue(response.failure?.message.contains("queueFull") ?? false)
+        XCTAssertEqual(response.failure?.code, "queueFull")
         gate.open()
         try await holder.value
     }

@@ -1,0 +1,103 @@
+import Benchmark
+import CallQueue
+
+// C5: hand-offs on a limit-1 group with n jobs waiting, with no subscribers, with a subscriber per job
+// that never reads, and with one that reads every element; then cancelling every waiter; and status
+// queries from another task while the line drains. Ratios to "no subscribers" are read off one run.
+
+enum SubscriberMode: String, CaseIterable {
+    case none = "no subscribers"
+    case idle = "idle subscribers"
+    case reading = "reading subscribers"
+}
+
+extension Metric {
+    static let handOffMicroseconds = BenchmarkMetric.custom("hand-off us", useScalingFactor: false)
+    static let cancelAllMilliseconds = BenchmarkMetric.custom("cancel all ms", useScalingFactor: false)
+    static let statusP99Microseconds = BenchmarkMetric.custom("status p99 us", useScalingFactor: false)
+    static let messagesPerSubscriber = BenchmarkMetric.custom("messages per reader (x100)", useScalingFactor: false)
+}
+
+/// One C5 run: returns the time per hand-off over the first `handOffs` at full depth, the time to cancel
+/// every remaining waiter, the p99 of `status(of:)` while they drained, and the mean messages per reader.
+func subscribedHandOff(
+    depth: Int, handOffs: Int, mode: SubscriberMode
+) async throws -> (handOff: Duration, cancelAll: Duration, statusP99: Duration, messages: Double) {
+    let queue = try CallQueue()
+    let started = Locked<Int>(0)
+    let gate = Locked<Bool>(false)
+    let holder = try queue.submit { _ in
+        while !gate.withLock({ $0 }) { await Task.yield() }
+    }
+    var jobs: [JobHandle<Void>] = []
+    jobs.reserveCapacity(depth)
+    for index in 0..<depth {
+        jobs.append(try queue.submit(id: TaskID("task(\(index))")) { _ in started.withLock { $0 += 1 } })
+    }
+    var streams: [TaskUpdates] = []
+    var readers: [Task<Int, Never>] = []
+    switch mode {
+    case .none: break
+    case .idle: streams = try jobs.map { try $0.updates() }
+    case .reading:
+        for job in jobs {
+            let updates = try job.updates()
+            readers.append(
+                Task {
+                    var count = 0; for await _ in updates { count += 1 }; return count
+                })
+        }
+    }
+    // A prober asks the last waiter's status while the line moves.
+    let probing = Locked<Bool>(true)
+    let prober = Task { () -> [Duration] in
+        var latencies: [Duration] = []
+        let probe = TaskID("task(\(depth - 1))")
+        while probing.withLock({ $0 }) {
+            let start = ContinuousClock.now
+            _ = try? queue.status(of: probe)
+            latencies.append(ContinuousClock.now - start)
+            await Task.yield()
+        }
+        return latencies
+    }
+    let start = ContinuousClock.now
+    gate.withLock { $0 = true }
+    while started.withLock({ $0 }) < handOffs { await Task.yield() }
+    let handOff = (ContinuousClock.now - start) / handOffs
+    probing.withLock { $0 = false }
+    let latencies = await prober.value.sorted()
+    let cancelStart = ContinuousClock.now
+    for job in jobs { job.cancel() }
+    try await holder.value
+    for job in jobs { _ = try? await job.value }
+    let cancelAll = ContinuousClock.now - cancelStart
+    var messages = 0
+    for reader in readers { messages += await reader.value }
+    blackHole(streams.count)
+    let p99 = latencies.isEmpty ? .zero : latencies[min(latencies.count - 1, latencies.count * 99 / 100)]
+    return (handOff, cancelAll, p99, readers.isEmpty ? 0 : Double(messages) / Double(readers.count))
+}
+
+func registerSubscribedHandOffBenchmarks() {
+    for depth in [1_000, 10_000, 100_000] {
+        for mode in SubscriberMode.allCases {
+            Benchmark(
+                "C5 \(depth) waiting, \(mode.rawValue)",
+                configuration: configuration(
+                    [
+                        Metric.handOffMicroseconds, Metric.cancelAllMilliseconds, Metric.statusP99Microseconds,
+                        Metric.messagesPerSubscriber,
+                    ],
+                    iterations: 3)
+            ) { benchmark in
+                let result = try await subscribedHandOff(
+                    depth: depth, handOffs: depth >= 100_000 ? 20 : 100, mode: mode)
+                benchmark.measurement(Metric.handOffMicroseconds, nanoseconds(result.handOff) / 1_000)
+                benchmark.measurement(Metric.cancelAllMilliseconds, nanoseconds(result.cancelAll) / 1_000_000)
+                benchmark.measurement(Metric.statusP99Microseconds, nanoseconds(result.statusP99) / 1_000)
+                benchmark.measurement(Metric.messagesPerSubscriber, Int(result.messages * 100))
+            }
+        }
+    }
+}
