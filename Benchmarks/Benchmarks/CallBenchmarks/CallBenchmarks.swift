@@ -84,6 +84,7 @@ func handOffGaps(depth: Int, work: Duration) async throws -> (gaps: [Int], overh
 
 let benchmarks: @Sendable () -> Void = {
     registerSubscribedHandOffBenchmarks()
+    registerSoakBenchmark()
     Benchmark("C1 runQueued", configuration: configuration([Metric.nanosecondsPerCall], iterations: 10)) {
         benchmark in
         let queue = try CallQueue()

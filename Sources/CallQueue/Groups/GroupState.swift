@@ -25,6 +25,8 @@ struct GroupState {
     /// Subscriptions of waiting tasks parked until positions move.
     var parkedReaders: [ObjectIdentifier: UpdateSubscription] = [:]
     var flushPending = false
+    /// Live tasks of this group, in line or not (a cancelled one has left the line before it finishes).
+    var liveTasks = 0
 
     init(
         id: ConcurrencyGroupID,
@@ -59,9 +61,9 @@ struct GroupState {
         return true
     }
 
-    /// Whether the group holds nothing: no waiter, no running call, no parked reader.
+    /// Whether the group holds nothing: no waiter, no running call, no live task, no parked reader.
     var isIdle: Bool {
-        line.isEmpty && running.isEmpty && parkedReaders.isEmpty
+        line.isEmpty && running.isEmpty && liveTasks == 0 && parkedReaders.isEmpty
     }
 
     /// Free slot numbers, lowest first, reusing returned ones before making new ones.

@@ -6,8 +6,9 @@ extension LifecycleState {
     }
 
     /// Forgets a subscription; returns the reader parked on it, to be ended.
-    mutating func unsubscribe(_ subscription: UpdateSubscription) -> UnsafeContinuation<UpdateSubscription.Step, Never>?
-    {
+    mutating func unsubscribe(
+        _ subscription: UpdateSubscription
+    ) -> CheckedContinuation<UpdateSubscription.Step, Never>? {
         let key = ObjectIdentifier(subscription)
         if let task = tasks[subscription.taskID] {
             tasks[subscription.taskID]?.subscriptions[key] = nil
@@ -23,7 +24,7 @@ extension LifecycleState {
     /// something changes.
     mutating func read(
         _ subscription: UpdateSubscription,
-        parking continuation: UnsafeContinuation<UpdateSubscription.Step, Never>,
+        parking continuation: CheckedContinuation<UpdateSubscription.Step, Never>,
         isCancelled: Bool,
         now: ContinuousClock.Instant,
         effects: inout Effects

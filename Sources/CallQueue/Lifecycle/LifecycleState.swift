@@ -81,7 +81,7 @@ struct LifecycleState {
         var failures: [(UnsafeContinuation<LifecycleState.Grant, any Error>, any Error)] = []
         var grants: [(UnsafeContinuation<LifecycleState.Grant, any Error>, Grant)] = []
         var timers: [Task<Void, Never>] = []
-        var readers: [UnsafeContinuation<UpdateSubscription.Step, Never>] = []
+        var readers: [CheckedContinuation<UpdateSubscription.Step, Never>] = []
         var flushes: [ConcurrencyGroupID] = []
 
         var isEmpty: Bool {
@@ -222,6 +222,7 @@ struct LifecycleState {
         if let task {
             tasks[task.id] = LiveTask(
                 id: task.id, group: groupID, control: task.control, queuedAt: now, phase: .waiting(ticket: ticket))
+            groups[groupID]!.liveTasks += 1
             observe(task.id, now: now, into: &effects)
         }
         if group.isScheduled && !wouldWait {
@@ -462,6 +463,7 @@ struct LifecycleState {
         guard let task = tasks[id] else { return nil }
         wake(id, effects: &effects)
         tasks[id] = nil
+        groups[task.group]?.liveTasks -= 1
         revision += 1
         var queuedFor = now - task.queuedAt
         var ranFor = Duration.zero
@@ -497,8 +499,7 @@ struct LifecycleState {
                 Held(group: task.group, ticket: running.ticket, slot: running.slot, weight: running.weight),
                 now: now, effects: &effects)
         } else if case .running(let running) = task.phase {
-            groups[task.group]?.running[running.ticket] = nil
-            groups[task.group]?.slots.give(running.slot)
+            groups[task.group]?.running[running.ticket] = nil  // a hand-tracked task: its slot was the caller's
         }
         releaseIfIdle(task.group)
         return status
@@ -533,9 +534,13 @@ struct LifecycleState {
     }
 
     func status(of task: LiveTask, now: ContinuousClock.Instant) -> TaskStatus {
-        guard let group = groups[task.group] else {
-            preconditionFailure("live task \(task.id) has no group '\(task.group)'")
-        }
+        // A live task keeps its group (``GroupState/liveTasks``); the fallback only keeps a broken invariant
+        // from crashing a server.
+        let group =
+            groups[task.group]
+            ?? GroupState(
+                id: task.group, configuration: nil, isDeclared: false, isScheduled: false,
+                prior: settings.initialRunTimeEstimate)
         let estimate = group.estimator.estimate
         switch task.phase {
         case .waiting(let ticket):

@@ -296,7 +296,7 @@ public final class TaskLifecycle: Sendable {
     }
 
     func read(
-        _ subscription: UpdateSubscription, parking continuation: UnsafeContinuation<UpdateSubscription.Step, Never>
+        _ subscription: UpdateSubscription, parking continuation: CheckedContinuation<UpdateSubscription.Step, Never>
     ) {
         let now = clock.now
         let isCancelled = Task.isCancelled
@@ -308,12 +308,7 @@ public final class TaskLifecycle: Sendable {
         if let step { continuation.resume(returning: step) }
     }
 
-    /// The reading task was cancelled: its sequence ends.
-    func endRead(_ subscription: UpdateSubscription) {
-        let parked = state.withLock { $0.unsubscribe(subscription) }
-        parked?.resume(returning: .end)
-    }
-
+    /// Forgets a subscription (its sequence is gone, or its reading task was cancelled); a parked read ends.
     func unsubscribe(_ subscription: UpdateSubscription) {
         let parked = state.withLock { $0.unsubscribe(subscription) }
         parked?.resume(returning: .end)

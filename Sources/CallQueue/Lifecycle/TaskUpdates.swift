@@ -50,7 +50,8 @@ final class UpdateSubscription: @unchecked Sendable {
     var lastPosition: (position: Int, queueSize: Int)?
     /// A flush came: a position change may be read now.
     var positionDue = false
-    var parked: UnsafeContinuation<Step, Never>?
+    /// A reader waiting for a change. Checked: a second resume would stop the process rather than corrupt a task.
+    var parked: CheckedContinuation<Step, Never>?
     var final: TaskStatus?
     var isDone = false
 
@@ -72,11 +73,11 @@ final class SubscriptionToken: Sendable {
     func next() async -> TaskStatus? {
         while true {
             let step = await withTaskCancellationHandler {
-                await withUnsafeContinuation { (continuation: UnsafeContinuation<UpdateSubscription.Step, Never>) in
+                await withCheckedContinuation { (continuation: CheckedContinuation<UpdateSubscription.Step, Never>) in
                     lifecycle.read(subscription, parking: continuation)
                 }
             } onCancel: {
-                lifecycle.endRead(subscription)
+                lifecycle.unsubscribe(subscription)
             }
             switch step {
             case .status(let status): return status

@@ -38,24 +38,7 @@ public final class FIFOSemaphore: Sendable {
     @usableFromInline static var flagBits: Int { 3 }
     @usableFromInline static var stateShift: Int { 2 }
 
-    /// A parked caller: its continuation, and the timer of its deadline if it has one. Resuming or failing
-    /// it stops the timer.
-    struct Waiter: Sendable {
-        let continuation: UnsafeContinuation<Void, any Error>
-        let timer: Task<Void, Never>?
-
-        func resume() {
-            timer?.cancel()
-            continuation.resume()
-        }
-
-        func fail(_ error: any Error) {
-            timer?.cancel()
-            continuation.resume(throwing: error)
-        }
-    }
-
-    private let machine: LockedState<FIFOSemaphoreStateMachine<Waiter>>
+    let machine: LockedState<FIFOSemaphoreStateMachine<Waiter>>
     private let nextTicket = Atomic<UInt64>(0)
 
     /// A waiter's place in the queue, known before it queues so that cancellation can find it.
@@ -148,19 +131,6 @@ public final class FIFOSemaphore: Sendable {
         return locked { $0.tryAcquire(weight: weight) }
     }
 
-    /// A deadline, boxed. `ContinuousClock.Instant` is a resilient type: each copy of one in an async frame
-    /// is a separate, dynamically sized allocation, which every waiting task would hold. A reference is
-    /// one word, and only callers that set a deadline pay for the box.
-    @usableFromInline
-    final class Deadline: Sendable {
-        let instant: ContinuousClock.Instant
-
-        @usableFromInline
-        init(_ instant: ContinuousClock.Instant) {
-            self.instant = instant
-        }
-    }
-
     /// The slow path of ``acquire(weight:deadline:)``: queue and wait. `ticket` is a place reserved with
     /// ``makeTicket()`` (used once) when the caller wants to ask for its ``position(of:)``; `nil` takes one.
     ///
@@ -203,57 +173,6 @@ public final class FIFOSemaphore: Sendable {
     /// ``position(of:)`` once queued.
     func makeTicket() -> Ticket {
         Ticket(rawValue: nextTicket.wrappingAdd(1, ordering: .relaxed).oldValue)
-    }
-
-    /// What a waiter asks for, captured as one value by the waiting closures.
-    private struct WaitRequest: Sendable {
-        var ticket: Ticket
-        var weight: Int
-        var deadline: Deadline?
-    }
-
-    private func enqueue(_ continuation: UnsafeContinuation<Void, any Error>, for request: WaitRequest) {
-        // A timer that fires before the waiter is stored finds nothing to remove; the clock read below,
-        // under the lock, is what honours it. Cancellation likewise.
-        let waiter = Waiter(
-            continuation: continuation,
-            timer: request.deadline.map { scheduleTimeout(of: request.ticket, at: $0.instant) }
-        )
-        let action = locked { machine in
-            machine.acquire(
-                ticket: request.ticket.rawValue,
-                weight: request.weight,
-                continuation: waiter,
-                isCancelled: Task.isCancelled,
-                isExpired: request.deadline.map { ContinuousClock.now >= $0.instant } ?? false
-            )
-        }
-        switch action {
-        case .granted:
-            waiter.resume()
-        case .enqueued:
-            break
-        case .failed(let reason):
-            waiter.fail(error(for: reason))
-        }
-    }
-
-    private func scheduleTimeout(of ticket: Ticket, at deadline: ContinuousClock.Instant) -> Task<Void, Never> {
-        Task {
-            do {
-                try await Task.sleep(until: deadline, clock: .continuous)
-            } catch {
-                return  // the acquire finished first
-            }
-            self.remove(ticket, because: .timedOut)
-        }
-    }
-
-    /// Fails a queued waiter and serves those behind it that now fit; does nothing if it is not queued.
-    private func remove(_ ticket: Ticket, because reason: FIFOSemaphoreStateMachine<Waiter>.Failure) {
-        guard let removal = locked({ $0.remove(ticket: ticket.rawValue) }) else { return }
-        removal.continuation.fail(error(for: reason))
-        resume(removal.grants)
     }
 
     // MARK: Release
@@ -375,59 +294,4 @@ public final class FIFOSemaphore: Sendable {
         machine.withLock { $0.position(of: ticket.rawValue) }
     }
 
-    // MARK: Internals
-
-    /// Runs `body` on the state machine under the lock, with the atomic word frozen for the duration:
-    /// `freeze` sets a flag so the fast paths stay out and loads the permit count into the machine;
-    /// afterwards the machine's state is published back and the flag cleared if nobody waits.
-    private func locked<Result>(
-        _ body: (inout FIFOSemaphoreStateMachine<Waiter>) -> Result
-    ) -> Result {
-        machine.withLock { machine in
-            var current = word.load(ordering: .relaxed)
-            while current & Self.flagBits == 0 {
-                let (exchanged, original) = word.compareExchange(
-                    expected: current,
-                    desired: current | Self.queuedBit,
-                    ordering: .acquiringAndReleasing
-                )
-                if exchanged { break }
-                current = original
-            }
-            machine.available = current >> Self.stateShift
-            let result = body(&machine)
-            var published = machine.available << Self.stateShift
-            if !machine.queue.isEmpty { published |= Self.queuedBit }
-            if machine.isClosed { published |= Self.closedBit }
-            word.store(published, ordering: .releasing)
-            return result
-        }
-    }
-
-    private func resume(_ grants: FIFOSemaphoreStateMachine<Waiter>.Grants) {
-        switch grants {
-        case .none:
-            break
-        case .one(let waiter):
-            waiter.resume()
-        case .many(let waiters):
-            for waiter in waiters {
-                waiter.resume()
-            }
-        }
-    }
-
-    private func error(for reason: FIFOSemaphoreStateMachine<Waiter>.Failure) -> any Error {
-        switch reason {
-        case .cancelled:
-            return CancellationError()
-        case .timedOut:
-            return CallQueueError(
-                .timedOut,
-                "the deadline passed while waiting for permits of a \(permits)-permit semaphore"
-            )
-        case .closed:
-            return CallQueueError(.closed, "the semaphore is closed and grants no more permits")
-        }
-    }
 }

@@ -122,3 +122,24 @@ final class AdmissionOrderTests: XCTestCase {
         XCTAssertEqual(groups, 0, "every idle undeclared group was freed")
     }
 }
+
+extension AdmissionOrderTests {
+    /// The queue's groups as a server's `GET /queue` shows them.
+    func testGroupSnapshotsShowLimitsRunningSlotsAndWaiting() async throws {
+        let queue = try CallQueue(configuration: .init(groups: ["gpu": .init(limit: 2), "idle": .init(limit: 3)]))
+        let gate = Gate()
+        var jobs: [JobHandle<Void>] = []
+        for index in 0..<5 {
+            jobs.append(try queue.submit(id: TaskID("task(\(index))"), group: "gpu") { _ in await gate.wait() })
+        }
+        await waitUntil { queue.groups.first { $0.group == "gpu" }?.running.count == 2 }
+        let snapshots = queue.groups
+        XCTAssertEqual(snapshots.map(\.group), ["gpu", "idle"])
+        XCTAssertEqual(snapshots[0].limit, 2)
+        XCTAssertEqual(snapshots[0].running.map(\.slot), [0, 1])
+        XCTAssertEqual(snapshots[0].waiting, 3)
+        XCTAssertEqual(snapshots[1].runningCount, 0)
+        gate.open()
+        for job in jobs { try await job.value }
+    }
+}
