@@ -1,0 +1,211 @@
+import CallQueue
+import Foundation
+import Hummingbird
+
+/// The example image server: a "gpu" group of `slots` simulated GPUs and an unlimited "cpu" group, routes
+/// for jobs, their events, results and previews, the queue, and the web page.
+public struct ImageServer: Sendable {
+    public let options: ServerOptions
+    public let queue: CallQueue
+    public let gpu: SimulatedGPU
+
+    public init(options: ServerOptions) throws {
+        self.options = options
+        queue = try CallQueue(
+            configuration: .init(
+                groups: [
+                    "gpu": .init(limit: .limited(options.slots), maxQueueSize: options.maxQueue),
+                    "cpu": .init(limit: .unlimited),
+                ],
+                finishedTaskHistory: options.history,
+                resultHistory: options.history,
+                initialRunTimeEstimate: options.stepDuration * 20,
+                undeclaredGroups: .reject,
+                positionUpdateInterval: options.positionUpdateInterval
+            ))
+        gpu = SimulatedGPU(stepDuration: options.stepDuration, keptPreviews: options.history)
+    }
+
+    /// The application, bound to the options' host and port.
+    public func buildApplication() -> some ApplicationProtocol {
+        Application(
+            router: buildRouter(),
+            configuration: .init(address: .hostname(options.host, port: options.port), serverName: "ImageServer")
+        )
+    }
+
+    public func buildRouter() -> Router<BasicRequestContext> {
+        let router = Router()
+        let queue = queue
+        let gpu = gpu
+        let heartbeat = options.heartbeat
+
+        router.get("/") { _, _ in try Self.page() }
+
+        // Admit a job and answer its id at once: 202 {"task_id"}, 503 when the queue is full, 400 on a bad body.
+        router.post("jobs") { request, _ -> Response in
+            let body = try await request.body.collect(upTo: 64 * 1024)
+            let job: (prompt: String, steps: Int, seed: UInt64)
+            do {
+                job = try JSONDecoder().decode(JobRequest.self, from: Data(buffer: body)).validated()
+            } catch let error as BadRequest {
+                return try Self.error(.badRequest, code: "badRequest", message: error.message)
+            } catch {
+                return try Self.error(
+                    .badRequest, code: "badRequest",
+                    message: "the body must be JSON like {\"prompt\": \"a red fox\", \"steps\": 20, \"seed\": 1}")
+            }
+            do {
+                let handle = try queue.submit(group: "gpu") { context in
+                    defer { gpu.jobEnded(context.taskID) }
+                    return try await gpu.generate(
+                        prompt: job.prompt, steps: job.steps, seed: job.seed, context: context)
+                }
+                return try Self.json(["task_id": handle.id.rawValue], status: .accepted)
+            } catch let error as CallQueueError {
+                let status: HTTPResponse.Status =
+                    error.code == .queueFull || error.code == .waitTooLong ? .serviceUnavailable : .badRequest
+                return try Self.json(["error": error], status: status)
+            }
+        }
+
+        router.get("jobs/:id") { _, context -> Response in
+            let id = try Self.taskID(context)
+            return try Self.found(id) { try Self.json(try queue.status(of: id)) }
+        }
+
+        // Server-sent events: every status change until the job ends, a heartbeat comment while idle. A client
+        // that goes away ends its stream, never its job.
+        router.get("jobs/:id/events") { _, context -> Response in
+            let id = try Self.taskID(context)
+            let updates: TaskUpdates
+            do {
+                updates = try queue.updates(of: id)
+            } catch let error as CallQueueError where error.code == .unknownTask {
+                return try Self.error(.notFound, code: "unknownTask", message: error.message)
+            }
+            return Response(
+                status: .ok,
+                headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
+                body: ResponseBody { writer in
+                    let (events, sink) = AsyncStream.makeStream(of: String.self)
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        group.addTask {
+                            let encoder = JSONEncoder()
+                            for await status in updates {
+                                let data = String(decoding: try encoder.encode(status), as: UTF8.self)
+                                sink.yield("event: status\ndata: \(data)\n\n")
+                            }
+                            sink.finish()
+                        }
+                        group.addTask {
+                            while true {
+                                try await Task.sleep(for: heartbeat)
+                                sink.yield(": heartbeat\n\n")
+                            }
+                        }
+                        for await event in events {
+                            try await writer.write(ByteBuffer(string: event))
+                        }
+                        group.cancelAll()
+                    }
+                    try await writer.finish(nil)
+                }
+            )
+        }
+
+        router.delete("jobs/:id") { _, context -> Response in
+            let id = try Self.taskID(context)
+            return try Self.found(id) { try Self.json(["cancelled": try queue.cancel(id)], status: .accepted) }
+        }
+
+        router.get("jobs/:id/result") { _, context -> Response in
+            let id = try Self.taskID(context)
+            return try Self.found(id) {
+                let status = try queue.status(of: id)
+                guard status.state.finished?.outcome == .succeeded else {
+                    return try Self.json(["status": status], status: .conflict)
+                }
+                guard let png = queue.result(of: id) as? [UInt8] else {
+                    return try Self.error(.gone, code: "forgotten", message: "the image of '\(id)' is no longer kept")
+                }
+                return Self.png(png)
+            }
+        }
+
+        router.get("jobs/:id/preview") { _, context -> Response in
+            let id = try Self.taskID(context)
+            guard let png = gpu.preview(of: id) else {
+                return try Self.error(.notFound, code: "noPreview", message: "no preview of '\(id)' yet")
+            }
+            return Self.png(png)
+        }
+
+        // "Describe image": a cheap call in the unlimited "cpu" group.
+        router.get("jobs/:id/description") { _, context -> Response in
+            let id = try Self.taskID(context)
+            guard let png = queue.result(of: id) as? [UInt8] else {
+                return try Self.error(.notFound, code: "noImage", message: "no image of '\(id)'")
+            }
+            let text = try await queue.runGPUCall(group: "cpu") { _ in SimulatedGPU.describe(png) }
+            return try Self.json(["description": text])
+        }
+
+        router.get("queue") { _, _ -> Response in
+            try Self.json(QueueReport(groups: queue.groups, mostRunningBodies: gpu.mostRunningAtOnce))
+        }
+        return router
+    }
+
+    struct QueueReport: Encodable {
+        var groups: [GroupSnapshot]
+        var mostRunningBodies: Int
+    }
+
+    // MARK: Responses
+
+    static func taskID(_ context: BasicRequestContext) throws -> TaskID {
+        TaskID(try context.parameters.require("id"))
+    }
+
+    /// 404 with the error's JSON for an id the queue does not know.
+    static func found(_ id: TaskID, _ body: () throws -> Response) throws -> Response {
+        do {
+            return try body()
+        } catch let error as CallQueueError where error.code == .unknownTask {
+            return try Self.error(.notFound, code: "unknownTask", message: error.message)
+        }
+    }
+
+    static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+        Response(
+            status: status,
+            headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(bytes: try JSONEncoder().encode(value)))
+        )
+    }
+
+    static func error(_ status: HTTPResponse.Status, code: String, message: String) throws -> Response {
+        try json(["error": ["code": code, "message": message]], status: status)
+    }
+
+    static func png(_ bytes: [UInt8]) -> Response {
+        Response(
+            status: .ok,
+            headers: [.contentType: "image/png", .cacheControl: "no-store"],
+            body: .init(byteBuffer: ByteBuffer(bytes: bytes))
+        )
+    }
+
+    static func page() throws -> Response {
+        guard let url = Bundle.module.url(forResource: "index", withExtension: "html") else {
+            throw HTTPError(.internalServerError, message: "the page is missing from the bundle")
+        }
+        let html = try Data(contentsOf: url)
+        return Response(
+            status: .ok,
+            headers: [.contentType: "text/html; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(bytes: html))
+        )
+    }
+}

@@ -1,0 +1,196 @@
+import CallQueue
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import XCTest
+
+@testable import ImageServerCore
+
+final class ImageServerTests: XCTestCase {
+    /// A server whose steps take `step` (a long step holds a slot until the job is cancelled).
+    func makeServer(slots: Int = 1, maxQueue: Int = 100, step: Duration = .zero) throws -> ImageServer {
+        var options = ServerOptions()
+        options.slots = slots
+        options.maxQueue = maxQueue
+        options.stepDuration = step
+        options.port = 0
+        options.positionUpdateInterval = .zero
+        return try ImageServer(options: options)
+    }
+
+    func application(_ server: ImageServer) -> some ApplicationProtocol {
+        Application(router: server.buildRouter(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+    }
+
+    func testSubmitAnswers202WithAnIdThenStatusResultAndPreview() async throws {
+        let server = try makeServer()
+        try await application(server).test(.router) { client in
+            let response = try await submit(client, #"{"prompt": "a red fox", "steps": 3, "seed": 7}"#)
+            XCTAssertEqual(response.status, .accepted)
+            let id = try taskID(response)
+            let final = try await waitForEnd(server, id)
+            XCTAssertEqual(final?.state.finished?.outcome, .succeeded)
+
+            let status = try await client.execute(uri: "/jobs/\(id)", method: .get)
+            XCTAssertEqual(status.status, .ok)
+            let decoded = try JSONDecoder().decode(TaskStatus.self, from: Data(buffer: status.body))
+            XCTAssertEqual(decoded.state.name, "finished")
+
+            for path in ["result", "preview"] {
+                let image = try await client.execute(uri: "/jobs/\(id)/\(path)", method: .get)
+                XCTAssertEqual(image.status, .ok)
+                XCTAssertEqual(image.headers[.contentType], "image/png")
+                XCTAssertEqual(
+                    Array(image.body.readableBytesView.prefix(8)), [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])
+            }
+            let description = try await client.execute(uri: "/jobs/\(id)/description", method: .get)
+            XCTAssertEqual(description.status, .ok)
+        }
+    }
+
+    func testBadBodiesAre400AndRegisterNothing() async throws {
+        let server = try makeServer()
+        try await application(server).test(.router) { client in
+            for body in [
+                "not json", #"{"steps": 3}"#, #"{"prompt": "   "}"#, #"{"prompt": "x", "steps": 0}"#,
+                #"{"prompt": "x", "steps": 100000}"#, #"{"prompt": "x", "seed": -1}"#,
+            ] {
+                let response = try await submit(client, body)
+                XCTAssertEqual(response.status, .badRequest, body)
+                let text = String(buffer: response.body)
+                XCTAssertTrue(text.contains(#""code":"badRequest""#), text)
+            }
+        }
+        XCTAssertTrue(server.queue.liveTasks.isEmpty)
+        XCTAssertEqual(server.queue.groups.first { $0.group == "gpu" }?.waiting, 0)
+    }
+
+    func testFullQueueIs503WithTheCodeAndCancelFreesIt() async throws {
+        let server = try makeServer(slots: 1, maxQueue: 1, step: .seconds(3600))
+        try await application(server).test(.router) { client in
+            let running = try taskID(try await submit(client, #"{"prompt": "holds the GPU"}"#))
+            let queued = try taskID(try await submit(client, #"{"prompt": "waits"}"#))
+            XCTAssertEqual(try server.queue.status(of: queued).state.queued?.position, 0)
+            let full = try await submit(client, #"{"prompt": "one too many"}"#)
+            XCTAssertEqual(full.status, .serviceUnavailable)
+            let error = try JSONDecoder().decode([String: CallQueueError].self, from: Data(buffer: full.body))
+            XCTAssertEqual(error["error"]?.code, .queueFull)
+
+            // Cancel the queued job, then the running one; the queued one never ran.
+            let cancelQueued = try await client.execute(uri: "/jobs/\(queued)", method: .delete)
+            XCTAssertEqual(cancelQueued.status, .accepted)
+            let queuedEnd = try await waitForEnd(server, queued)
+            XCTAssertEqual(queuedEnd?.state.finished?.outcome, .cancelled)
+            XCTAssertEqual(queuedEnd?.state.finished?.started, false)
+            let cancelRunning = try await client.execute(uri: "/jobs/\(running)", method: .delete)
+            XCTAssertEqual(cancelRunning.status, .accepted)
+            let runningEnd = try await waitForEnd(server, running)
+            XCTAssertEqual(runningEnd?.state.finished?.outcome, .cancelled)
+            XCTAssertEqual(server.gpu.mostRunningAtOnce, 1)
+
+            let accepted = try await submit(client, #"{"prompt": "room again", "steps": 1}"#)
+            XCTAssertEqual(accepted.status, .accepted)
+            try await client.execute(uri: "/jobs/\(try taskID(accepted))", method: .delete)
+        }
+    }
+
+    func testUnknownIdsAre404AndUnfinishedResultsAre409() async throws {
+        let server = try makeServer(step: .seconds(3600))
+        try await application(server).test(.router) { client in
+            for (path, method) in [
+                ("/jobs/task(nope)", HTTPRequest.Method.get), ("/jobs/task(nope)", .delete),
+                ("/jobs/task(nope)/result", .get), ("/jobs/task(nope)/events", .get),
+                ("/jobs/task(nope)/preview", .get),
+            ] {
+                let response = try await client.execute(uri: path, method: method)
+                XCTAssertEqual(response.status, .notFound, "\(method) \(path)")
+            }
+            let id = try taskID(try await submit(client, #"{"prompt": "slow"}"#))
+            let early = try await client.execute(uri: "/jobs/\(id)/result", method: .get)
+            XCTAssertEqual(early.status, .conflict)
+            try await client.execute(uri: "/jobs/\(id)", method: .delete)
+            _ = try await waitForEnd(server, id)
+        }
+    }
+
+    /// Over a real socket: the event stream's framing, its end after the finished status, and a client that
+    /// comes back by id after the job ended gets the final status.
+    func testEventStreamFramingEndAndReconnectByID() async throws {
+        let server = try makeServer(step: .milliseconds(1))
+        try await application(server).test(.live) { client in
+            let id = try taskID(try await submit(client, #"{"prompt": "streamed", "steps": 3}"#))
+            let events = try await client.execute(uri: "/jobs/\(id)/events", method: .get)
+            XCTAssertEqual(events.status, .ok)
+            XCTAssertEqual(events.headers[.contentType], "text/event-stream")
+            let text = String(buffer: events.body)
+            let frames = text.components(separatedBy: "\n\n").filter { !$0.isEmpty }
+            XCTAssertFalse(frames.isEmpty)
+            var versions: [UInt64] = []
+            for frame in frames {
+                let lines = frame.components(separatedBy: "\n")
+                XCTAssertEqual(lines.first, "event: status", frame)
+                let data = try XCTUnwrap(lines.last?.dropFirst("data: ".count))
+                let status = try JSONDecoder().decode(TaskStatus.self, from: Data(data.utf8))
+                versions.append(status.version)
+            }
+            XCTAssertEqual(versions, versions.sorted(), "never backwards")
+            let last = try XCTUnwrap(frames.last)
+            XCTAssertTrue(last.contains(#""state":"finished""#), last)
+
+            let again = try await client.execute(uri: "/jobs/\(id)/events", method: .get)
+            let replay = String(buffer: again.body).components(separatedBy: "\n\n").filter { !$0.isEmpty }
+            XCTAssertEqual(replay.count, 1)
+            XCTAssertTrue(replay[0].contains(#""outcome":"succeeded""#))
+        }
+    }
+
+    /// Many jobs on two slots: never more than two bodies at once (counted inside the body), every job ends.
+    func testNoMoreBodiesThanSlotsUnderLoad() async throws {
+        let server = try makeServer(slots: 2, step: .milliseconds(1))
+        try await application(server).test(.router) { client in
+            var ids: [TaskID] = []
+            for index in 0..<30 {
+                ids.append(try taskID(try await submit(client, #"{"prompt": "job \#(index)", "steps": 2}"#)))
+            }
+            for id in ids { _ = try await waitForEnd(server, id) }
+            let queue = try await client.execute(uri: "/queue", method: .get)
+            let report = String(buffer: queue.body)
+            XCTAssertTrue(report.contains(#""group":"gpu""#), report)
+        }
+        XCTAssertLessThanOrEqual(server.gpu.mostRunningAtOnce, 2)
+        XCTAssertTrue(server.queue.liveTasks.isEmpty)
+    }
+
+    func testPageIsServed() async throws {
+        let server = try makeServer()
+        try await application(server).test(.router) { client in
+            let page = try await client.execute(uri: "/", method: .get)
+            XCTAssertEqual(page.status, .ok)
+            XCTAssertTrue(String(buffer: page.body).contains("EventSource"))
+        }
+    }
+
+    func testPNGEncoderChecksums() {
+        XCTAssertEqual(PNG.crc32(Array("IEND".utf8)), 0xAE42_6082)
+        XCTAssertEqual(PNG.adler32(Array("Wikipedia".utf8)), 0x11E6_0398)
+        let png = PNG.encode(width: 2, height: 1, rgb: [255, 0, 0, 0, 0, 255])
+        XCTAssertEqual(Array(png.suffix(12)), [0, 0, 0, 0, 0x49, 0x45, 0x4E, 0x44, 0xAE, 0x42, 0x60, 0x82])
+    }
+}
+
+func submit(_ client: some TestClientProtocol, _ json: String) async throws -> TestResponse {
+    try await client.execute(
+        uri: "/jobs", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: json))
+}
+
+func taskID(_ response: TestResponse) throws -> TaskID {
+    let answer = try JSONDecoder().decode([String: String].self, from: Data(buffer: response.body))
+    return TaskID(try XCTUnwrap(answer["task_id"]))
+}
+
+/// Waits for the job to end by following its own update stream.
+func waitForEnd(_ server: ImageServer, _ id: TaskID) async throws -> TaskStatus? {
+    var last: TaskStatus?
+    for await status in try server.queue.updates(of: id) { last = status }
+    return last
+}

@@ -1,0 +1,99 @@
+"""The web page in a real browser: headless Chromium driven by Selenium against a running ImageServer.
+
+Usage: python3 test_page.py BASE_URL SCREENSHOT_PATH
+The server must run with --slots 1 and a step time that lets a person watch (e.g. --step-ms 100).
+Every wait has a generous bound: a failure is a missing behaviour, never a slow machine.
+"""
+import sys
+import time
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+BASE, SCREENSHOT = sys.argv[1], sys.argv[2]
+BOUND = 120  # seconds, a bound on waiting, not a measurement
+
+
+def make_driver():
+    options = webdriver.ChromeOptions()
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1100,900"):
+        options.add_argument(argument)
+    for binary in ("/usr/bin/chromium", "/usr/bin/chromium-browser"):
+        try:
+            open(binary).close()
+            options.binary_location = binary
+            break
+        except OSError:
+            pass
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+
+
+def cards(driver):
+    """The job cards, oldest first, as (id, state, place text, progress value)."""
+    script = """
+      return [...document.querySelectorAll('.job')].reverse().map(card => [
+        card.dataset.id, card.dataset.state, card.querySelector('.place').textContent,
+        Number(card.querySelector('progress').value),
+        card.querySelector('img.result').complete && card.querySelector('img.result').naturalWidth > 0]);
+    """
+    return driver.execute_script(script)
+
+
+def main():
+    driver = make_driver()
+    seen = {}  # card index -> every place text it showed
+    try:
+        driver.get(BASE + "/")
+        driver.execute_script("localStorage.clear()")
+        driver.get(BASE + "/")
+        prompt = driver.find_element(By.NAME, "prompt")
+        steps = driver.find_element(By.NAME, "steps")
+        steps.clear()
+        steps.send_keys("15")
+        for text in ("a red fox", "a blue whale", "a green forest"):
+            prompt.clear()
+            prompt.send_keys(text)
+            count = len(cards(driver))
+            driver.find_element(By.CSS_SELECTOR, "#submit button").click()
+            WebDriverWait(driver, BOUND).until(lambda d: len(cards(d)) == count + 1)
+
+        def watch(condition):
+            def check(d):
+                current = cards(d)
+                for index, card in enumerate(current):
+                    texts = seen.setdefault(index, [])
+                    if not texts or texts[-1] != card[2]:
+                        texts.append(card[2])
+                return condition(current)
+            WebDriverWait(driver, BOUND, poll_frequency=0.05).until(check)
+
+        # The first runs, the second is 1st in line, the third 2nd.
+        watch(lambda c: c[2][2].startswith("2nd in line") and c[1][2].startswith("1st in line"))
+        # The running job's progress bar moves.
+        watch(lambda c: 0 < c[0][3] < 1)
+        first_progress = cards(driver)[0][3]
+        watch(lambda c: c[0][3] > first_progress or c[0][1] == "finished")
+        # When the first finishes, the third moves up to 1st in line; cancel it from the page then.
+        watch(lambda c: c[2][2].startswith("1st in line"))
+        driver.find_elements(By.CSS_SELECTOR, ".job")[0].find_element(By.CSS_SELECTOR, ".cancel").click()
+        watch(lambda c: c[2][2] == "cancelled")
+        # Two images load: the first and the second job's.
+        watch(lambda c: c[0][4] and c[1][4])
+        assert not cards(driver)[2][4], "the cancelled job has no image"
+        driver.save_screenshot(SCREENSHOT)
+
+        # Reload: the page finds its jobs again by id.
+        driver.get(BASE + "/")
+        WebDriverWait(driver, BOUND).until(lambda d: len(cards(d)) == 3 and all(c[1] == "finished" for c in cards(d)))
+        states = [card[2] for card in cards(driver)]
+        assert states[2] == "cancelled" and states[0].startswith("done") and states[1].startswith("done"), states
+        print("seen:", {index: texts for index, texts in seen.items()})
+        print("browser test passed: 3 jobs, places changed as jobs finished, one cancelled, two images")
+    finally:
+        driver.quit()
+
+
+if __name__ == "__main__":
+    main()
