@@ -1,9 +1,6 @@
 import Benchmark
 import CallQueue
-
-#if canImport(Glibc)
-    import Glibc
-#endif
+import Foundation
 
 // C6: a soak of many calls through a limit-2 group with subscribers reading every status, bodies that
 // throw, and cancels by id. Memory must stay flat, no reader may see an older status after a newer one,
@@ -19,16 +16,10 @@ extension Metric {
 
 /// Resident memory of this process, from /proc (0 where there is none).
 func residentMegabytes() -> Int {
-    #if canImport(Glibc)
-        guard let file = fopen("/proc/self/statm", "r") else { return 0 }
-        defer { fclose(file) }
-        var size = 0
-        var resident = 0
-        guard fscanf(file, "%ld %ld", &size, &resident) == 2 else { return 0 }
-        return resident * Int(sysconf(Int32(_SC_PAGESIZE))) >> 20
-    #else
-        return 0
-    #endif
+    guard let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+    let fields = statm.split(separator: " ")
+    guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
+    return pages * Int(sysconf(Int32(_SC_PAGESIZE))) >> 20
 }
 
 struct SoakFigures {
@@ -52,10 +43,11 @@ func soak(calls: Int, workers: Int = 64) async throws -> SoakFigures {
                 while index < calls {
                     let id = TaskID("task(soak-\(index))")
                     let fails = index % 10 == 3
+                    let value = index
                     let job = try queue.submit(id: id, group: "gpu") { context -> Int in
                         context.report(fraction: 0.5)
                         if fails { throw CallQueueError(.invalidArgument, "failing on purpose") }
-                        return index
+                        return value
                     }
                     var reader: Task<Int, Never>?
                     if index % 4 == 0 {
@@ -114,9 +106,8 @@ func registerSoakBenchmark() {
     }
 }
 
-/// An environment variable as a number, without Foundation.
 enum ProcessInfoLite {
     static func integer(_ name: String) -> Int? {
-        getenv(name).flatMap { Int(String(cString: $0)) }
+        ProcessInfo.processInfo.environment[name].flatMap { Int($0) }
     }
 }
