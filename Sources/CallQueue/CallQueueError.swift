@@ -24,6 +24,7 @@ public struct CallQueueError: Error, Sendable, Hashable, CustomStringConvertible
             case duplicateTask
             case unknownTask
             case unknownGroup
+            case invalidBatchOutput
         }
 
         private let value: Value
@@ -57,6 +58,8 @@ public struct CallQueueError: Error, Sendable, Hashable, CustomStringConvertible
         /// The call names a group the queue does not declare, and the queue rejects undeclared groups
         /// (``CallQueue/UndeclaredGroupPolicy/reject``).
         public static let unknownGroup = Code(.unknownGroup)
+        /// A batch's body returned a different number of outputs than it was given inputs.
+        public static let invalidBatchOutput = Code(.invalidBatchOutput)
 
         public var description: String { value.rawValue }
     }

@@ -18,21 +18,27 @@ extension CallQueue {
 
     // MARK: Admit
 
-    func admit(task: (id: TaskID, control: TaskControl)?, group: ConcurrencyGroupID, weight: Int?) throws -> Admitted {
+    func admit(
+        task: (id: TaskID, control: TaskControl)?, group: ConcurrencyGroupID, weight: Int?,
+        batcher: GroupState.BatcherTag? = nil
+    ) throws -> Admitted {
         let now = lifecycle.clock.now
         var effects = LifecycleState.Effects()
         let outcome = try lifecycle.state.withLock { state in
-            try state.admit(group: group, weight: weight, task: task, now: now, effects: &effects)
+            try state.admit(group: group, weight: weight, task: task, batcher: batcher, now: now, effects: &effects)
         }
         lifecycle.run(effects)
         return Admitted(group: group, weight: weight ?? 0, outcome: outcome)
     }
 
-    func admitJob(id: TaskID?, group: ConcurrencyGroupID, weight: Int?) throws -> AdmittedJob {
+    func admitJob(
+        id: TaskID?, group: ConcurrencyGroupID, weight: Int?, batcher: GroupState.BatcherTag? = nil
+    ) throws -> AdmittedJob {
         let id = id ?? TaskID.generate()
         let control = TaskControl()
         return AdmittedJob(
-            id: id, control: control, admitted: try admit(task: (id, control), group: group, weight: weight))
+            id: id, control: control,
+            admitted: try admit(task: (id, control), group: group, weight: weight, batcher: batcher))
     }
 
     // MARK: Acquire and release
@@ -44,15 +50,15 @@ extension CallQueue {
     ///   throws, the call holds nothing.
     func acquire(
         _ admitted: Admitted, deadline: ContinuousClock.Instant?
-    ) async throws -> (held: LifecycleState.Held, startObserved: Bool) {
+    ) async throws -> (held: LifecycleState.Held, startObserved: Bool, batch: BatchRunBase?) {
         switch admitted.outcome {
         case .granted(let held):
-            return (held, false)
+            return (held, false, nil)
         case .queued(let ticket):
             let grant = try await waitForGrant(ticket: ticket, group: admitted.group, deadline: deadline)
             let held = LifecycleState.Held(
                 group: admitted.group, ticket: ticket, slot: grant.slot, weight: admitted.weight)
-            return (held, grant.startObserved)
+            return (held, grant.startObserved, grant.batch)
         }
     }
 
@@ -73,7 +79,8 @@ extension CallQueue {
                 lifecycle.run(effects)
                 switch early {
                 case nil: break
-                case .granted(let slot): continuation.resume(returning: .init(slot: slot, startObserved: false))
+                case .granted(let slot, let batch):
+                    continuation.resume(returning: .init(slot: slot, startObserved: false, batch: batch))
                 case .failed(let error): continuation.resume(throwing: error)
                 }
             }
@@ -131,10 +138,14 @@ extension CallQueue {
         var bodyRan = false
         let result: Result<T, any Error>
         do {
-            let (held, startObserved) = try await acquire(job.admitted, deadline: deadline)
+            let (held, startObserved, batch) = try await acquire(job.admitted, deadline: deadline)
+            if let batch { job.control.batch = batch }
             // A lock grants free permits even to a cancelled caller; a job does not start heavy work for a
             // caller that is gone.
-            if Task.isCancelled || job.control.isCancelRequested { throw CancellationError() }
+            if Task.isCancelled || job.control.isCancelRequested {
+                batch?.cancelMember(ticket: held.ticket)
+                throw CancellationError()
+            }
             if !startObserved { observeStart(of: job.id) }
             let context = CallContext(
                 taskID: job.id, group: job.admitted.group, slot: held.slot, lifecycle: lifecycle, control: job.control)
@@ -153,6 +164,14 @@ extension CallQueue {
             configuration.observer?.callDidFail(Self.failureReport(error, taskID: job.id, arguments: arguments()))
         }
         var stats = PerfStats(queued: finished?.queuedFor ?? .zero, running: finished?.ranFor ?? .zero)
+        if let batchStats = job.control.batch?.memberStats {
+            // A batch member: the batch's run time, size and memory window.
+            stats.running = batchStats.running
+            stats.batchSize = batchStats.batchSize
+            stats.memory = batchStats.memory
+            stats.memoryUnavailableReason = batchStats.memoryUnavailableReason
+            memory = nil
+        }
         switch memory {
         case .success(let memory): stats.memory = memory
         case .failure(let unavailable): stats.memoryUnavailableReason = unavailable.description

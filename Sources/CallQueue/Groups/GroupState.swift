@@ -27,6 +27,9 @@ struct GroupState {
     var flushPending = false
     /// Live tasks of this group, in line or not (a cancelled one has left the line before it finishes).
     var liveTasks = 0
+    /// Tickets of each batcher's members in arrival order; tickets that left the line are skipped and dropped
+    /// when a batch forms.
+    var batchMembers: [ObjectIdentifier: [UInt64]] = [:]
 
     init(
         id: ConcurrencyGroupID,
@@ -52,6 +55,14 @@ struct GroupState {
         var continuation: UnsafeContinuation<LifecycleState.Grant, any Error>?
         /// The deadline's timer, stopped when the call leaves the line.
         var timer: Task<Void, Never>?
+        /// The batcher this call is a member of, and its largest batch; `nil` for a plain call.
+        var batcher: BatcherTag?
+    }
+
+    /// Which batcher a waiting call belongs to.
+    struct BatcherTag: Sendable, Hashable {
+        var id: ObjectIdentifier
+        var maxBatchSize: Int
     }
 
     /// Whether the head of the line (with `weight`) fits a free slot and the budget left.
@@ -63,7 +74,7 @@ struct GroupState {
 
     /// Whether the group holds nothing: no waiter, no running call, no live task, no parked reader.
     var isIdle: Bool {
-        line.isEmpty && running.isEmpty && liveTasks == 0 && parkedReaders.isEmpty
+        line.isEmpty && running.isEmpty && liveTasks == 0 && parkedReaders.isEmpty && batchMembers.isEmpty
     }
 
     /// Free slot numbers, lowest first, reusing returned ones before making new ones.

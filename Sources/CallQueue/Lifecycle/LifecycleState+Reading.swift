@@ -33,7 +33,11 @@ extension LifecycleState {
             _ = unsubscribe(subscription)
             return .end
         }
-        guard let task = tasks[subscription.taskID], let group = groups[task.group] else {
+        // Only the group's counters are read here: a copy of the group alive while its reader table changes
+        // below would copy that table on every read.
+        guard let task = tasks[subscription.taskID], let moved = groups[task.group]?.moved,
+            let flushPending = groups[task.group]?.flushPending
+        else {
             // Finished: its last status, once.
             subscription.isDone = true
             guard let final = subscription.final ?? finished[subscription.taskID] else { return .end }
@@ -42,17 +46,17 @@ extension LifecycleState {
         if subscription.lastVersion != task.version {
             let status = status(of: task, now: now)
             subscription.lastVersion = task.version
-            subscription.lastMoved = group.moved
+            subscription.lastMoved = moved
             subscription.positionDue = false
             subscription.lastPosition = status.state.queued.map { ($0.position, $0.queueSize) }
             return .status(status)
         }
         let isWaiting: Bool
         if case .waiting = task.phase { isWaiting = true } else { isWaiting = false }
-        if isWaiting && group.moved != subscription.lastMoved
+        if isWaiting && moved != subscription.lastMoved
             && (settings.positionUpdateInterval <= .zero || subscription.positionDue)
         {
-            subscription.lastMoved = group.moved
+            subscription.lastMoved = moved
             subscription.positionDue = false
             let status = status(of: task, now: now)
             if let queued = status.state.queued,
@@ -66,9 +70,7 @@ extension LifecycleState {
         if isWaiting {
             groups[task.group]!.parkedReaders[ObjectIdentifier(subscription)] = subscription
             // A move it has not read yet: make sure a flush comes for it.
-            if group.moved != subscription.lastMoved && settings.positionUpdateInterval > .zero
-                && !group.flushPending
-            {
+            if moved != subscription.lastMoved && settings.positionUpdateInterval > .zero && !flushPending {
                 groups[task.group]!.flushPending = true
                 effects.flushes.append(task.group)
             }

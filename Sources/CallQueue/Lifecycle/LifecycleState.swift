@@ -40,6 +40,8 @@ struct LifecycleState {
         var step: String?
         /// The observer was told it runs; its finish then says it started, so meters stay balanced.
         var startReported = false
+        /// A member of a batch: the batch holds the slot, so this task's finish gives nothing back.
+        var inBatch = false
     }
 
     struct LiveTask {
@@ -67,11 +69,13 @@ struct LifecycleState {
         /// Whether the granting thread already reported the start to the observer, right after the finish
         /// that let it in.
         var startObserved: Bool
+        /// For a batcher's member pulled into a batch that another member formed: that batch.
+        var batch: BatchRunBase? = nil
     }
 
     /// A grant or a failure that came before the caller suspended, kept for it to find.
     enum EarlyOutcome {
-        case granted(slot: Int)
+        case granted(slot: Int, batch: BatchRunBase?)
         case failed(any Error)
     }
 
@@ -183,6 +187,7 @@ struct LifecycleState {
         group groupID: ConcurrencyGroupID,
         weight requestedWeight: Int?,
         task: (id: TaskID, control: TaskControl)?,
+        batcher: GroupState.BatcherTag? = nil,
         now: ContinuousClock.Instant,
         effects: inout Effects
     ) throws -> Admitted {
@@ -197,8 +202,36 @@ struct LifecycleState {
         }
         try ensureGroup(groupID)
         defer { releaseIfIdle(groupID) }
+        // Decided on a copy of the group that ends with this call, so the line appended to below is not
+        // shared with it (a shared ring would be copied whole on every admission).
+        let (weight, wouldWait, isScheduled) = try admissionDecision(
+            group: groupID, weight: requestedWeight, taskID: task?.id, now: now)
+        nextTicket += 1
+        revision += 1
+        let ticket = nextTicket
+        if let task {
+            tasks[task.id] = LiveTask(
+                id: task.id, group: groupID, control: task.control, queuedAt: now, phase: .waiting(ticket: ticket))
+            groups[groupID]!.liveTasks += 1
+            observe(task.id, now: now, into: &effects)
+        }
+        if isScheduled && !wouldWait {
+            return .granted(start(ticket: ticket, taskID: task?.id, weight: weight, in: groupID, now: now))
+        }
+        groups[groupID]!.line.append(
+            ticket: ticket, weight: weight, continuation: GroupState.LineEntry(taskID: task?.id, batcher: batcher))
+        if let batcher { groups[groupID]!.batchMembers[batcher.id, default: []].append(ticket) }
+        waitingInAll += 1
+        return .queued(ticket: ticket)
+    }
+
+    /// The call's weight, whether it would wait, and whether its group is scheduled; throws when the call is
+    /// not admitted.
+    private func admissionDecision(
+        group groupID: ConcurrencyGroupID, weight requestedWeight: Int?, taskID: TaskID?, now: ContinuousClock.Instant
+    ) throws -> (weight: Int, wouldWait: Bool, isScheduled: Bool) {
         let group = groups[groupID]!
-        let weight = try Self.validated(weight: requestedWeight, in: group, taskID: task?.id)
+        let weight = try Self.validated(weight: requestedWeight, in: group, taskID: taskID)
         let wouldWait = !group.line.isEmpty || !group.fits(weight: weight) || !processPermitFree
         if group.isScheduled {
             try Admission.check(
@@ -213,25 +246,10 @@ struct LifecycleState {
                     estimatedWait: wouldWait ? estimatedWait(in: group, position: group.line.count, now: now) : .zero,
                     maxEstimatedWait: scheduling?.maxEstimatedWait
                 ),
-                taskID: task?.id
+                taskID: taskID
             )
         }
-        nextTicket += 1
-        revision += 1
-        let ticket = nextTicket
-        if let task {
-            tasks[task.id] = LiveTask(
-                id: task.id, group: groupID, control: task.control, queuedAt: now, phase: .waiting(ticket: ticket))
-            groups[groupID]!.liveTasks += 1
-            observe(task.id, now: now, into: &effects)
-        }
-        if group.isScheduled && !wouldWait {
-            return .granted(start(ticket: ticket, taskID: task?.id, weight: weight, in: groupID, now: now))
-        }
-        groups[groupID]!.line.append(
-            ticket: ticket, weight: weight, continuation: GroupState.LineEntry(taskID: task?.id))
-        waitingInAll += 1
-        return .queued(ticket: ticket)
+        return (weight, wouldWait, group.isScheduled)
     }
 
     static func validated(weight: Int?, in group: GroupState, taskID: TaskID?) throws -> Int {
@@ -330,7 +348,7 @@ struct LifecycleState {
         guard scheduling != nil else { return }
         var now = now
         if scheduling?.processWideLimit == nil {
-            while let group = groups[groupID], let head = group.line.first, group.fits(weight: head.weight) {
+            while headFits(groupID) {
                 grantHead(of: groupID, now: &now, effects: &effects)
             }
             return
@@ -344,6 +362,13 @@ struct LifecycleState {
             guard let oldest else { return }
             grantHead(of: oldest.group, now: &now, effects: &effects)
         }
+    }
+
+    /// Whether the group's head fits now. A function of its own, so the copy of the group it reads is gone
+    /// before the line is changed (a copy alive across the change would copy the whole ring).
+    private func headFits(_ groupID: ConcurrencyGroupID) -> Bool {
+        guard let group = groups[groupID], let head = group.line.first else { return false }
+        return group.fits(weight: head.weight)
     }
 
     private mutating func grantHead(
@@ -368,7 +393,7 @@ struct LifecycleState {
             }
             effects.grants.append((continuation, Grant(slot: held.slot, startObserved: settings.observes)))
         } else {
-            early[waiter.ticket] = .granted(slot: held.slot)
+            early[waiter.ticket] = .granted(slot: held.slot, batch: nil)
         }
         if let taskID = waiter.continuation.taskID { wake(taskID, effects: &effects) }
         moved(groupID, effects: &effects)
@@ -376,10 +401,10 @@ struct LifecycleState {
 
     /// Gives back what a running call held and serves the line.
     mutating func release(_ held: Held, now: ContinuousClock.Instant, effects: inout Effects) {
-        guard var group = groups[held.group], group.running.removeValue(forKey: held.ticket) != nil else { return }
-        group.slots.give(held.slot)
-        group.budgetUsed -= held.weight
-        groups[held.group] = group
+        // In place: a copy of the group held across these changes would copy its tables.
+        guard groups[held.group]?.running.removeValue(forKey: held.ticket) != nil else { return }
+        groups[held.group]?.slots.give(held.slot)
+        groups[held.group]?.budgetUsed -= held.weight
         if scheduling?.processWideLimit != nil { processRunning -= 1 }
         revision += 1
         serve(held.group, now: now, effects: &effects)
@@ -494,7 +519,9 @@ struct LifecycleState {
         finished.record(status, for: id)
         if let result { results.record(result, for: id) }
         if settings.observes { effects.observed.append(status) }
-        if case .running(let running) = task.phase, groups[task.group]?.isScheduled == true {
+        if case .running(let running) = task.phase, running.inBatch {
+            // The batch gives its slot back when its body returns.
+        } else if case .running(let running) = task.phase, groups[task.group]?.isScheduled == true {
             release(
                 Held(group: task.group, ticket: running.ticket, slot: running.slot, weight: running.weight),
                 now: now, effects: &effects)
@@ -547,7 +574,10 @@ struct LifecycleState {
             var position = group.line.position(of: ticket) ?? 0
             let queueSize = max(group.line.count, position + 1)
             var holder = TaskStatus.Holder.group
-            var wait = estimatedWait(in: group, position: position, now: now)
+            // A batcher's member counts the calls ahead in batches of its largest size.
+            let batchSize = group.line.entry(ticket: ticket)?.batcher?.maxBatchSize ?? 1
+            let runsAhead = (position + batchSize - 1) / batchSize
+            var wait = estimatedWait(in: group, position: runsAhead, now: now)
             if position == 0, group.isScheduled, !processPermitFree,
                 let head = group.line.first, group.fits(weight: head.weight), let limit = scheduling?.processWideLimit
             {

@@ -27,6 +27,13 @@ public struct ControlFlags: OptionSet, Sendable, Hashable, Codable {
 final class TaskControl: Sendable {
     private let flagBits = Atomic<Int>(0)
     private let canceller = LockedState<(cancel: (@Sendable () -> Void)?, requested: Bool)>((nil, false))
+    private let batchRun = LockedState<BatchRunBase?>(nil)
+
+    /// The batch this task is a member of, once it is in one.
+    var batch: BatchRunBase? {
+        get { batchRun.withLock { $0 } }
+        set { batchRun.withLock { $0 = newValue } }
+    }
 
     /// Sets what cancels the running call. Returns `true` when a cancel came first: the caller cancels.
     func setCanceller(_ cancel: @escaping @Sendable () -> Void) -> Bool {

@@ -9,12 +9,15 @@ public protocol CallQueueObserver: Sendable {
     func callDidFail(_ report: CallFailureReport)
     /// A GPU job ended (however it ended); `stats` is what it cost, memory peaks included when sampled.
     func callDidFinish(taskID: TaskID, group: ConcurrencyGroupID, stats: PerfStats)
+    /// A batch's body returned: how many members it had, and what it cost.
+    func batchDidRun(group: ConcurrencyGroupID, size: Int, stats: PerfStats)
 }
 
 extension CallQueueObserver {
     public func taskDidChange(_ status: TaskStatus) {}
     public func callDidFail(_ report: CallFailureReport) {}
     public func callDidFinish(taskID: TaskID, group: ConcurrencyGroupID, stats: PerfStats) {}
+    public func batchDidRun(group: ConcurrencyGroupID, size: Int, stats: PerfStats) {}
 }
 
 /// A failed call, as AUTOMATIC1111's "Error completing request" log reports it.

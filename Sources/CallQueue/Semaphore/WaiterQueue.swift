@@ -118,6 +118,12 @@ struct WaiterQueue<Continuation> {
         return count - liveSlots.prefixSum(upTo: start) + liveSlots.prefixSum(upTo: end)
     }
 
+    /// The payload of the waiter with this ticket, if it is queued.
+    func entry(ticket: UInt64) -> Continuation? {
+        guard let index = indexByTicket[ticket] else { return nil }
+        return slots[index & mask]?.continuation
+    }
+
     /// Changes the payload of the waiter with this ticket, if it is queued.
     mutating func update(ticket: UInt64, _ change: (inout Continuation) -> Void) {
         guard let index = indexByTicket[ticket], slots[index & mask] != nil else { return }

@@ -12,6 +12,8 @@ public struct PerfStats: Sendable, Hashable {
     public var memory: MemoryStats?
     /// Why ``memory`` is missing though a sampler was set (polling off, the device failing to read).
     public var memoryUnavailableReason: String?
+    /// For a member of a batch: how many members the batch had (``running`` is then the batch's run time).
+    public var batchSize: Int?
 
     public init(
         queued: Duration,
@@ -44,6 +46,7 @@ public struct PerfStats: Sendable, Hashable {
     /// One line for logs: `ran 4.3 sec., queued 1.2 sec.; A 2.41 GB, R 3.18 GB, Sys 5.8/6 GB (96.5%)`.
     public var plainText: String {
         var text = "ran \(Self.timeText(running)), queued \(Self.timeText(queued))"
+        if let batchSize { text += " in a batch of \(batchSize)" }
         if let memory {
             text += "; \(memory.plainText)"
         } else if let memoryUnavailableReason {
@@ -57,7 +60,7 @@ public struct PerfStats: Sendable, Hashable {
 /// out: `{"queued":0.25,"running":4.5,"memory":{…}}`.
 extension PerfStats: Codable {
     private enum CodingKeys: String, CodingKey {
-        case queued, running, memory, memoryUnavailableReason
+        case queued, running, memory, memoryUnavailableReason, batchSize
     }
 
     public init(from decoder: any Decoder) throws {
@@ -68,6 +71,7 @@ extension PerfStats: Codable {
             memory: try container.decodeIfPresent(MemoryStats.self, forKey: .memory),
             memoryUnavailableReason: try container.decodeIfPresent(String.self, forKey: .memoryUnavailableReason)
         )
+        batchSize = try container.decodeIfPresent(Int.self, forKey: .batchSize)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -76,5 +80,6 @@ extension PerfStats: Codable {
         try container.encode(running.seconds, forKey: .running)
         try container.encodeIfPresent(memory, forKey: .memory)
         try container.encodeIfPresent(memoryUnavailableReason, forKey: .memoryUnavailableReason)
+        try container.encodeIfPresent(batchSize, forKey: .batchSize)
     }
 }

@@ -1,0 +1,34 @@
+/// What a batch's body knows about its batch, and how it reports progress.
+///
+/// Handed to the body of a ``Batcher``. Member `i` is the `i`-th input and must get the `i`-th output.
+public struct BatchContext: Sendable {
+    /// The group the batch runs in.
+    public let group: ConcurrencyGroupID
+    /// Which of the group's slots the batch holds: with one slot per GPU, the GPU to use.
+    public let slot: Int
+    /// The members' task ids, in input order.
+    public let taskIDs: [TaskID]
+
+    let lifecycle: TaskLifecycle
+    let cancelled: @Sendable (Int) -> Bool
+
+    /// The number of members.
+    public var count: Int { taskIDs.count }
+
+    /// Whether member `index` was cancelled (by id or by its caller) since the batch started. Its output is
+    /// discarded; the body may skip its work. When every member is cancelled, the body's task is cancelled.
+    public func isCancelled(_ index: Int) -> Bool {
+        cancelled(index)
+    }
+
+    /// Reports the batch's progress to every member's task: steps done out of a total.
+    public func report(completed: Int, of total: Int, step: String? = nil) {
+        let fraction = total > 0 ? Double(min(max(completed, 0), total)) / Double(total) : 0
+        report(fraction: fraction, step: step ?? "\(completed)/\(total)")
+    }
+
+    /// Reports the batch's progress to every member's task as a fraction `0...1` (clamped).
+    public func report(fraction: Double, step: String? = nil) {
+        for id in taskIDs { lifecycle.report(id, fraction: fraction, step: step) }
+    }
+}
