@@ -85,6 +85,7 @@ func handOffGaps(depth: Int, work: Duration) async throws -> (gaps: [Int], overh
 let benchmarks: @Sendable () -> Void = {
     registerSubscribedHandOffBenchmarks()
     registerSoakBenchmark()
+    registerBatchingBenchmarks()
     Benchmark("C1 runQueued", configuration: configuration([Metric.nanosecondsPerCall], iterations: 10)) {
         benchmark in
         let queue = try CallQueue()
