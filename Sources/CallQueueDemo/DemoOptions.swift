@@ -12,13 +12,16 @@ struct DemoOptions {
     var interactive = isatty(STDOUT_FILENO) != 0
     var json = false
     var seed: UInt64 = 42
+    /// Largest batch of GPU calls; 1 runs them one by one.
+    var batch = 1
 
     static let usage = """
-        usage: CallQueueDemo [--clients N] [--slots N] [--duration SECONDS] [--plain] [--json] [--seed N]
+        usage: CallQueueDemo [--clients N] [--slots N] [--duration SECONDS] [--batch N] [--plain] [--json] [--seed N]
 
           --clients N         simulated clients arriving over the run (default 24)
           --slots N           slots of the "gpu" group, one per GPU (default 2)
           --duration SECONDS  how long clients keep arriving (default 5)
+          --batch N           run waiting GPU calls together, up to N per batch in one slot (default 1: no batching)
           --plain             no live view: one line per event (the default when output is not a terminal)
           --json              print the final report as JSON
           --seed N            the random seed for arrivals, steps, failures and cancellations (default 42)
@@ -39,6 +42,7 @@ struct DemoOptions {
                     throw DemoError("--duration takes seconds between 0 and 600")
                 }
                 duration = seconds
+            case "--batch": batch = try Self.positive(try value(argument), argument)
             case "--plain": interactive = false
             case "--json": json = true
             case "--seed":

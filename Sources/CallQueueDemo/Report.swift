@@ -95,7 +95,7 @@ struct Report: Encodable {
             in \(format(s.wallSeconds)) s (\(format(s.imagesPerSecond)) results per second)
               wait p50 \(format(s.waitSeconds.p50)) s, p90 \(format(s.waitSeconds.p90)) s, max \(format(s.waitSeconds.max)) s
               run  p50 \(format(s.runSeconds.p50)) s, p90 \(format(s.runSeconds.p90)) s, max \(format(s.runSeconds.max)) s
-              memory monitor: \(s.memoryMonitor)\(s.memoryMonitorReason.map { ", because \($0)" } ?? "")
+              \(batchLine)memory monitor: \(s.memoryMonitor)\(s.memoryMonitorReason.map { ", because \($0)" } ?? "")
             """
         )
     }
@@ -108,6 +108,16 @@ struct Report: Encodable {
     }
 
     private func format(_ value: Double) -> String { String(format: "%.2f", value) }
+
+    /// The batch sizes members saw, when any call ran in a batch.
+    private var batchLine: String {
+        let sizes = entries.compactMap(\.stats.batchSize)
+        guard !sizes.isEmpty else { return "" }
+        var counts: [Int: Int] = [:]
+        for size in sizes { counts[size, default: 0] += 1 }
+        let text = counts.keys.sorted().map { "\($0): \(counts[$0]!)" }.joined(separator: ", ")
+        return "batch sizes (members per size) \(text)\n  "
+    }
 }
 
 extension Duration {

@@ -17,9 +17,45 @@ struct SimulatedServer {
     }
 
     let queue: CallQueue
+    /// With `--batch N` above 1: GPU requests run together, up to N per batch in one slot.
+    let batcher: Batcher<Request, String>?
+
+    init(queue: CallQueue, batchSize: Int) {
+        self.queue = queue
+        guard batchSize > 1 else {
+            batcher = nil
+            return
+        }
+        // A batch runs as long as its longest member, a little longer per member than one request alone;
+        // members that fail fail alone.
+        batcher = queue.makeBatcher(
+            group: "gpu", maxBatchSize: batchSize, maxDelay: .milliseconds(50),
+            perMember: {
+                (requests: [Request], context: BatchContext) -> [Result<String, any Error>] in
+                let steps = requests.map(\.steps).max() ?? 1
+                let stepDuration = requests.map(\.stepDuration).max() ?? .milliseconds(50)
+                for step in 1...steps {
+                    try await Task.sleep(for: stepDuration + .milliseconds(5) * requests.count)
+                    context.report(
+                        completed: step, of: steps, step: "step \(step)/\(steps), batch of \(requests.count)")
+                }
+                return requests.map { request in
+                    request.fails
+                        ? .failure(GenerationFailed())
+                        : .success("image \(request.id) on gpu slot \(context.slot), batch of \(requests.count)")
+                }
+            })
+    }
 
     /// Runs one client's request: progress reported step by step, failing when the request says so.
     func handle(_ request: Request) async -> CallResponse<String> {
+        if let batcher, request.group == "gpu" {
+            do {
+                return try await batcher.submit(request, id: request.id).response
+            } catch {
+                return CallResponse(notRun: error, taskID: request.id, outputs: "")
+            }
+        }
         let generate = wrapGPUCall(queue, group: request.group, fallback: .value("")) {
             (id: String, steps: Int) -> String in
             let context = CallContext.current!

@@ -28,7 +28,7 @@ let queue = try CallQueue(
         memorySampler: sampler
     )
 )
-let server = SimulatedServer(queue: queue)
+let server = SimulatedServer(queue: queue, batchSize: options.batch)
 
 var random = SeededRandom(state: options.seed)
 let requests: [(arrival: Duration, request: SimulatedServer.Request)] = (0..<options.clients).map { index in
@@ -49,7 +49,9 @@ let requests: [(arrival: Duration, request: SimulatedServer.Request)] = (0..<opt
 }
 
 if !options.json {
-    print("swift-call-queue demo: \(options.clients) clients over \(options.duration) s, \(options.gpuSlots) GPU slots")
+    print(
+        "swift-call-queue demo: \(options.clients) clients over \(options.duration) s, \(options.gpuSlots) GPU slots"
+            + (options.batch > 1 ? ", batches of up to \(options.batch)" : ""))
     print("memory: \(selection)")
 }
 

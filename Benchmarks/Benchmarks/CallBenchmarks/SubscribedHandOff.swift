@@ -25,34 +25,45 @@ func subscribedHandOff(
 ) async throws -> (handOff: Duration, cancelAll: Duration, statusP99: Duration, messages: Double) {
     let queue = try CallQueue()
     let started = Locked<Int>(0)
+    let entered = Locked<Int>(0)
     let gate = Locked<Bool>(false)
     let holder = try queue.submit { _ in
         while !gate.withLock({ $0 }) { await Task.yield() }
     }
-    var jobs: [JobHandle<Void>] = []
+    let ids = (0..<depth).map { TaskID("task(\($0))") }
+    var jobs: [Task<Void, Never>] = []
     jobs.reserveCapacity(depth)
-    for index in 0..<depth {
-        jobs.append(try queue.submit(id: TaskID("task(\(index))")) { _ in started.withLock { $0 += 1 } })
+    for id in ids {
+        jobs.append(
+            Task {
+                entered.withLock { $0 += 1 }
+                // Admission and parking follow without a suspension point in between.
+                _ = try? await queue.runGPUCall(id: id) { _ in started.withLock { $0 += 1 } }
+            })
     }
+    // Measure from a settled backlog: every caller admitted and parked, the executor idle.
+    while entered.withLock({ $0 }) < depth { await Task.yield() }
+    try await Task.sleep(for: .milliseconds(100))
     var streams: [TaskUpdates] = []
     var readers: [Task<Int, Never>] = []
     switch mode {
     case .none: break
-    case .idle: streams = try jobs.map { try $0.updates() }
+    case .idle: streams = try ids.map { try queue.updates(of: $0) }
     case .reading:
-        for job in jobs {
-            let updates = try job.updates()
+        for id in ids {
+            let updates = try queue.updates(of: id)
             readers.append(
                 Task {
                     var count = 0; for await _ in updates { count += 1 }; return count
                 })
         }
+        try await Task.sleep(for: .milliseconds(100))  // every reader has read its first status and waits
     }
     // A prober asks the last waiter's status while the line moves.
     let probing = Locked<Bool>(true)
     let prober = Task { () -> [Duration] in
         var latencies: [Duration] = []
-        let probe = TaskID("task(\(depth - 1))")
+        let probe = ids[depth - 1]
         while probing.withLock({ $0 }) {
             let start = ContinuousClock.now
             _ = try? queue.status(of: probe)
@@ -68,9 +79,9 @@ func subscribedHandOff(
     probing.withLock { $0 = false }
     let latencies = await prober.value.sorted()
     let cancelStart = ContinuousClock.now
-    for job in jobs { job.cancel() }
+    for id in ids { _ = try? queue.cancel(id) }
     try await holder.value
-    for job in jobs { _ = try? await job.value }
+    for job in jobs { await job.value }
     let cancelAll = ContinuousClock.now - cancelStart
     var messages = 0
     for reader in readers { messages += await reader.value }

@@ -79,6 +79,15 @@ extension CallResponse: Hashable where Output: Hashable {}
 extension CallResponse: Codable where Output: Codable {}
 
 extension CallResponse {
+    /// The response of a call that did not run: not admitted (queue full), or failed before it started.
+    public init(notRun error: any Error, taskID: TaskID? = nil, outputs: Output? = nil) {
+        self.taskID = taskID
+        self.outputs = outputs
+        wasCancelled = error is CancellationError
+        failure = wasCancelled ? nil : Failure(error)
+        stats = PerfStats(queued: .zero, running: .zero)
+    }
+
     init(_ outcome: CallQueue.JobOutcome<Output>, fallback: CallFallback<Output>?) {
         taskID = outcome.taskID
         stats = outcome.stats

@@ -1,7 +1,11 @@
-/// One concurrency group at run time, as a value inside the lifecycle's state: its line of waiting calls,
-/// what its running calls hold, the numbering of its slots, its run-time estimate, and the readers waiting
-/// for its positions to move.
-struct GroupState {
+/// One concurrency group at run time, inside the lifecycle's state: its line of waiting calls, what its
+/// running calls hold, the numbering of its slots, its run-time estimate, and the readers waiting for its
+/// positions to move.
+///
+/// A class, guarded by the lifecycle's lock like the rest of its state: every call reads and changes its
+/// group several times, and a struct this size was copied (a dozen retains) at each read and written back at
+/// each change.
+final class GroupState: @unchecked Sendable {
     let id: ConcurrencyGroupID
     /// The most calls running at once; `nil`: unlimited, or a group of hand-tracked tasks (never served).
     let limit: Int?

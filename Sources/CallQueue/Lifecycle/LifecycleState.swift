@@ -13,6 +13,9 @@ struct LifecycleState {
         var positionUpdateInterval: Duration
         /// Whether anyone observes statuses (an observer is set): statuses are made for it only then.
         var observes: Bool
+        /// Idle undeclared groups kept for reuse before idle ones are freed: a few busy undeclared groups are
+        /// not made anew for every call, and a flood of distinct names stays bounded.
+        var keptIdleGroups = 64
     }
 
     /// How a ``CallQueue`` schedules its groups; `nil` for a ``TaskLifecycle`` that only records.
@@ -148,8 +151,10 @@ struct LifecycleState {
             prior: settings.initialRunTimeEstimate)
     }
 
-    /// Frees an undeclared group that holds nothing.
+    /// Frees an undeclared group that holds nothing, once more than ``Settings/keptIdleGroups`` undeclared
+    /// groups exist.
     mutating func releaseIfIdle(_ id: ConcurrencyGroupID) {
+        guard groups.count - (scheduling?.groups.count ?? 0) > settings.keptIdleGroups else { return }
         guard let group = groups[id], !group.isDeclared, group.isIdle, !group.flushPending else { return }
         groups[id] = nil
     }

@@ -55,5 +55,11 @@
             if let taskID = report.taskID { metadata["task"] = "\(taskID)" }
             logger.error("Error completing request", metadata: metadata)
         }
+
+        public func batchDidRun(group: ConcurrencyGroupID, size: Int, stats: PerfStats) {
+            logger.debug(
+                "batch ran",
+                metadata: ["group": "\(group)", "size": "\(size)", "ran_seconds": "\(stats.running.seconds)"])
+        }
     }
 #endif

@@ -24,6 +24,8 @@
         public static let errorsLabel = "call_queue_errors"
         /// A GPU job's system memory peak in bytes (gauge), with a `device` dimension as well.
         public static let memoryLabel = "call_queue_memory_peak_bytes"
+        /// Members per batch of a ``Batcher`` (recorder, aggregated: a histogram).
+        public static let batchSizeLabel = "call_queue_batch_size"
 
         private let factory: any MetricsFactory
 
@@ -61,6 +63,12 @@
             guard let memory = stats.memory else { return }
             let dimensions = [("group", group.name), ("device", "\(memory.device.kind)-\(memory.device.index)")]
             Gauge(label: Self.memoryLabel, dimensions: dimensions, factory: factory).record(Int64(memory.systemPeak))
+        }
+
+        public func batchDidRun(group: ConcurrencyGroupID, size: Int, stats: PerfStats) {
+            Recorder(
+                label: Self.batchSizeLabel, dimensions: [("group", group.name)], aggregate: true, factory: factory
+            ).record(size)
         }
 
         private static func nanoseconds(_ duration: Duration) -> Int64 {

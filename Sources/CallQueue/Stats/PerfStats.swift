@@ -45,8 +45,8 @@ public struct PerfStats: Sendable, Hashable {
 
     /// One line for logs: `ran 4.3 sec., queued 1.2 sec.; A 2.41 GB, R 3.18 GB, Sys 5.8/6 GB (96.5%)`.
     public var plainText: String {
-        var text = "ran \(Self.timeText(running)), queued \(Self.timeText(queued))"
-        if let batchSize { text += " in a batch of \(batchSize)" }
+        let batch = batchSize.map { " in a batch of \($0)" } ?? ""
+        var text = "ran \(Self.timeText(running))\(batch), queued \(Self.timeText(queued))"
         if let memory {
             text += "; \(memory.plainText)"
         } else if let memoryUnavailableReason {

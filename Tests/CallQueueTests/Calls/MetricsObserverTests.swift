@@ -46,5 +46,20 @@
             XCTAssertEqual(memory.lastValue, Double(3 << 30))
             sampler.stop()
         }
+
+        func testBatchSizesAreRecorded() async throws {
+            let metrics = TestMetrics()
+            let queue = try CallQueue(configuration: .init(observer: MetricsCallQueueObserver(factory: metrics)))
+            let gate = Gate()
+            let holder = try queue.submit(group: "gpu") { _ in await gate.wait() }
+            let batcher = queue.makeBatcher(group: "gpu", maxBatchSize: 3) { (inputs: [Int], _: BatchContext) in inputs
+            }
+            let members = try (0..<5).map { try batcher.submit($0) }
+            gate.open()
+            try await holder.value
+            for member in members { _ = try await member.value }
+            let sizes = try metrics.expectRecorder(MetricsCallQueueObserver.batchSizeLabel, [("group", "gpu")])
+            XCTAssertEqual(sizes.values, [3, 2])
+        }
     }
 #endif

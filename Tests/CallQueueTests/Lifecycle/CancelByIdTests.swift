@@ -103,7 +103,8 @@ final class CancelByIdTests: XCTestCase {
         }
         XCTAssertEqual(outcomes.current, iterations)
         try await queue.runGPUCall { _ in }  // the slot is free
-        XCTAssertEqual(queue.lifecycle.state.withLock { $0.groups.count }, 0)
+        XCTAssertEqual(queue.groups.first?.runningCount, 0)
+        XCTAssertEqual(queue.groups.first?.waiting, 0)
     }
 
     /// The awaiting task going away does not cancel a submitted job; cancel by handle does.

@@ -10,8 +10,9 @@ final class LifecycleStateTests: XCTestCase {
         let configuration = try CallQueue.Configuration(
             groups: groups, processWideLimit: processWideLimit
         ).validated()
-        return LifecycleState(
-            settings: configuration.lifecycleConfiguration.settings, scheduling: configuration.scheduling)
+        var settings = configuration.lifecycleConfiguration.settings
+        settings.keptIdleGroups = 0
+        return LifecycleState(settings: settings, scheduling: configuration.scheduling)
     }
 
     private func admit(
