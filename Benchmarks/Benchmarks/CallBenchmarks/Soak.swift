@@ -16,10 +16,14 @@ extension Metric {
 
 /// Resident memory of this process, from /proc (0 where there is none).
 func residentMegabytes() -> Int {
-    guard let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+    // /proc files report a size of 0, so read them as a stream rather than by their size.
+    guard let file = FileHandle(forReadingAtPath: "/proc/self/statm"),
+        let data = try? file.readToEnd(), let statm = String(data: data, encoding: .utf8)
+    else { return 0 }
+    try? file.close()
     let fields = statm.split(separator: " ")
     guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
-    return pages * Int(sysconf(Int32(_SC_PAGESIZE))) >> 20
+    return (pages * Int(sysconf(Int32(_SC_PAGESIZE)))) >> 20
 }
 
 struct SoakFigures {
