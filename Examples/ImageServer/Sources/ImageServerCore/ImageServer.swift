@@ -30,7 +30,10 @@ public struct ImageServer: Sendable {
     public func buildApplication() -> some ApplicationProtocol {
         Application(
             router: buildRouter(),
-            configuration: .init(address: .hostname(options.host, port: options.port), serverName: "ImageServer")
+            configuration: .init(
+                address: .hostname(options.host, port: options.port), serverName: "ImageServer",
+                // Thousands of clients may connect at once, each holding an event stream.
+                backlog: 4_096)
         )
     }
 
@@ -45,7 +48,7 @@ public struct ImageServer: Sendable {
         // Admit a job and answer its id at once: 202 {"task_id"}, 503 when the queue is full, 400 on a bad body.
         router.post("jobs") { request, _ -> Response in
             let body = try await request.body.collect(upTo: 64 * 1024)
-            let job: (prompt: String, steps: Int, seed: UInt64)
+            let job: (prompt: String, steps: Int, seed: UInt64, stepDuration: Duration?)
             do {
                 job = try JSONDecoder().decode(JobRequest.self, from: Data(buffer: body)).validated()
             } catch let error as BadRequest {
@@ -59,7 +62,8 @@ public struct ImageServer: Sendable {
                 let handle = try queue.submit(group: "gpu") { context in
                     defer { gpu.jobEnded(context.taskID) }
                     return try await gpu.generate(
-                        prompt: job.prompt, steps: job.steps, seed: job.seed, context: context)
+                        prompt: job.prompt, steps: job.steps, seed: job.seed, stepDuration: job.stepDuration,
+                        context: context)
                 }
                 return try Self.json(["task_id": handle.id.rawValue], status: .accepted)
             } catch let error as CallQueueError {
@@ -151,10 +155,25 @@ public struct ImageServer: Sendable {
             return try Self.json(["description": text])
         }
 
+        // Instrumentation for the load test: the bodies' spans and the most running at once.
+        router.get("debug/stats") { _, _ -> Response in
+            let stats = gpu.stats
+            return try Self.json(BodyStats(most: stats.most, spans: stats.spans))
+        }
+        router.post("debug/reset") { _, _ -> Response in
+            gpu.resetStats()
+            return try Self.json(["reset": true])
+        }
+
         router.get("queue") { _, _ -> Response in
             try Self.json(QueueReport(groups: queue.groups, mostRunningBodies: gpu.mostRunningAtOnce))
         }
         return router
+    }
+
+    struct BodyStats: Encodable {
+        var most: Int
+        var spans: [SimulatedGPU.Span]
     }
 
     struct QueueReport: Encodable {

@@ -6,12 +6,21 @@ public struct JobRequest: Codable, Sendable {
     public var prompt: String
     public var steps: Int?
     public var seed: UInt64?
+    /// Milliseconds per step for this job (`"step_ms"`); the server's `--step-ms` when absent (the load test
+    /// sets it).
+    public var stepMilliseconds: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case prompt, steps, seed
+        case stepMilliseconds = "step_ms"
+    }
 
     public static let maxPromptLength = 1_000
     public static let stepRange = 1...150
+    public static let stepMillisecondsRange = 0...60_000
 
     /// The request with defaults filled in, or a message saying what is wrong.
-    func validated() throws(BadRequest) -> (prompt: String, steps: Int, seed: UInt64) {
+    func validated() throws(BadRequest) -> (prompt: String, steps: Int, seed: UInt64, stepDuration: Duration?) {
         let prompt = prompt.trimmingCharacters()
         guard !prompt.isEmpty else { throw BadRequest("'prompt' must not be empty") }
         guard prompt.count <= Self.maxPromptLength else {
@@ -22,7 +31,10 @@ public struct JobRequest: Codable, Sendable {
             throw BadRequest(
                 "'steps' must be in \(Self.stepRange.lowerBound)...\(Self.stepRange.upperBound), not \(steps)")
         }
-        return (prompt, steps, seed ?? 0)
+        if let stepMilliseconds, !Self.stepMillisecondsRange.contains(stepMilliseconds) {
+            throw BadRequest("'step_ms' must be in 0...60000, not \(stepMilliseconds)")
+        }
+        return (prompt, steps, seed ?? 0, stepMilliseconds.map { .milliseconds($0) })
     }
 }
 
@@ -47,7 +59,28 @@ public final class SimulatedGPU: Sendable {
     let stepDuration: Duration
     private let previews = Mutex<(images: [TaskID: [UInt8]], finished: [TaskID])>(([:], []))
     private let keptPreviews: Int
-    private let bodies = Mutex<(running: Int, most: Int)>((0, 0))
+    private let bodies = Mutex<(running: Int, most: Int, spans: [Span])>((0, 0, []))
+    private let origin = ContinuousClock.now
+    /// Rendered pictures by (prompt, seed, size, step, steps): the same request draws the same picture, and
+    /// the load test's thousands of alike jobs should cost sleep, not drawing.
+    private let rendered = Mutex<[String: [UInt8]]>([:])
+
+    func picture(_ painter: Painter, size: Int, step: Int, of steps: Int) -> [UInt8] {
+        let key = "\(painter.seed)/\(size)/\(step)/\(steps)/\(painter.prompt)"
+        if let png = rendered.withLock({ $0[key] }) { return png }
+        let png = PNG.encode(width: size, height: size, rgb: painter.render(size: size, step: step, of: steps))
+        rendered.withLock { cache in
+            if cache.count >= 256 { cache.removeAll(keepingCapacity: true) }
+            cache[key] = png
+        }
+        return png
+    }
+
+    /// When one body ran, in seconds since the server started.
+    public struct Span: Codable, Sendable {
+        public var start: Double
+        public var end: Double
+    }
 
     public init(stepDuration: Duration, keptPreviews: Int = 256) {
         self.stepDuration = stepDuration
@@ -56,6 +89,17 @@ public final class SimulatedGPU: Sendable {
 
     /// The most bodies that ever ran at once.
     public var mostRunningAtOnce: Int { bodies.withLock { $0.most } }
+
+    /// The most bodies at once and the last 5,000 bodies' spans, for the load test's gap measurement.
+    public var stats: (most: Int, spans: [Span]) { bodies.withLock { ($0.most, $0.spans) } }
+
+    /// Forgets the spans and restarts the count of the most running at once.
+    public func resetStats() {
+        bodies.withLock { state in
+            state.most = state.running
+            state.spans = []
+        }
+    }
 
     /// The newest preview of a job, while it runs or after it finished (until forgotten).
     public func preview(of id: TaskID) -> [UInt8]? {
@@ -73,29 +117,42 @@ public final class SimulatedGPU: Sendable {
     }
 
     /// The job's body: runs in a slot of the "gpu" group.
-    func generate(prompt: String, steps: Int, seed: UInt64, context: CallContext) async throws -> [UInt8] {
+    func generate(
+        prompt: String, steps: Int, seed: UInt64, stepDuration: Duration? = nil, context: CallContext
+    ) async throws -> [UInt8] {
+        let stepDuration = stepDuration ?? self.stepDuration
+        let start = (ContinuousClock.now - origin).seconds
         bodies.withLock { state in
             state.running += 1
             state.most = max(state.most, state.running)
         }
-        defer { bodies.withLock { $0.running -= 1 } }
+        defer {
+            let end = (ContinuousClock.now - origin).seconds
+            bodies.withLock { state in
+                state.running -= 1
+                state.spans.append(Span(start: start, end: end))
+                if state.spans.count > 5_000 { state.spans.removeFirst(state.spans.count - 5_000) }
+            }
+        }
         let painter = Painter(prompt: prompt, seed: seed)
         for step in 1...steps {
             try Task.checkCancellation()
             if stepDuration > .zero { try await Task.sleep(for: stepDuration) }
-            let preview = PNG.encode(
-                width: Self.previewSize, height: Self.previewSize,
-                rgb: painter.render(size: Self.previewSize, step: step, of: steps))
+            let preview = picture(painter, size: Self.previewSize, step: step, of: steps)
             previews.withLock { $0.images[context.taskID] = preview }
             context.report(completed: step, of: steps, step: "step \(step) of \(steps)")
         }
-        return PNG.encode(
-            width: Self.imageSize, height: Self.imageSize,
-            rgb: painter.render(size: Self.imageSize, step: steps, of: steps))
+        return picture(painter, size: Self.imageSize, step: steps, of: steps)
     }
 
     /// "Describe image": a cheap call for the unlimited "cpu" group.
     static func describe(_ png: [UInt8]) -> String {
         "a \(imageSize)×\(imageSize) PNG of \(png.count) bytes"
+    }
+}
+
+extension Duration {
+    var seconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
     }
 }

@@ -1,0 +1,317 @@
+"""The same load against ImageServer and a Gradio app doing the same simulated work, on this machine.
+
+    python loadtest.py --swift PATH_TO_ImageServer [--runs 3] [--clients 1000,5000] [--skip-gradio]
+
+It starts both servers itself on free loopback ports (Gradio from the virtual environment run.sh makes),
+runs every workload --runs times against each, and prints a markdown table of medians. Workloads:
+idle round trip; N jobs of 10 ms queued behind a 3 s job (overhead per job, gaps between one body's end and
+the next one's start, messages per client); cancel of a running job on one slot (most bodies running at
+once); N clients each holding an event stream (total time, server CPU seconds, peak RSS, messages).
+"""
+import argparse
+import asyncio
+import json
+import os
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+
+import httpx
+
+GATE_S = 3.0
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def proc_cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_peak_rss_mb(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def sse_events(response):
+    """Yields each SSE frame's (event name, data) of a streaming httpx response."""
+    event, data = None, []
+    async for line in response.aiter_lines():
+        if line == "":
+            if data:
+                yield event, "\n".join(data)
+            event, data = None, []
+        elif line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].strip())
+
+
+class SwiftServer:
+    name = "ImageServer (Swift)"
+    reconnects = 0
+
+    def __init__(self, binary, slots):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--slots", str(slots), "--max-queue", "1000000", "--step-ms", "10"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    async def submit(self, client, steps, step_ms):
+        body = {"prompt": "load", "steps": steps, "seed": 1, "step_ms": step_ms}
+        response = await client.post(self.base + "/jobs", json=body)
+        response.raise_for_status()
+        return response.json()["task_id"]
+
+    async def follow(self, client, job, started=None):
+        """Counts status messages until the finished one; a dropped stream is reopened by id."""
+        messages = 0
+        for attempt in range(5):
+            try:
+                async with client.stream("GET", f"{self.base}/jobs/{job}/events") as response:
+                    async for event, data in sse_events(response):
+                        messages += 1
+                        status = json.loads(data)
+                        if status["state"] == "running" and started is not None and not started.done():
+                            started.set_result(True)
+                        if status["state"] == "finished":
+                            return messages
+            except httpx.TransportError:
+                self.reconnects += 1
+                await asyncio.sleep(0.05 * (attempt + 1))
+        raise RuntimeError(f"the event stream of {job} kept failing")
+
+    async def cancel(self, client, job):
+        await client.delete(f"{self.base}/jobs/{job}")
+
+    async def stats(self, client):
+        return (await client.get(self.base + "/debug/stats")).json()
+
+    async def reset(self, client):
+        await client.post(self.base + "/debug/reset")
+
+    async def ready(self, client):
+        await client.get(self.base + "/queue")
+
+
+class GradioServer:
+    name = "Gradio"
+    reconnects = 0
+
+    def __init__(self, python, slots):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}/gradio_api"
+        here = os.path.dirname(os.path.abspath(__file__))
+        self.process = subprocess.Popen(
+            [python, os.path.join(here, "gradio_app.py"), str(self.port), str(slots)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.fn = {}
+        self.sessions = {}
+
+    async def ready(self, client):
+        config = (await client.get(f"http://127.0.0.1:{self.port}/config")).json()
+        for dependency in config["dependencies"]:
+            self.fn[dependency.get("api_name")] = dependency["id"]
+
+    async def submit(self, client, steps, step_ms):
+        session = uuid.uuid4().hex
+        body = {"data": [steps, step_ms], "fn_index": self.fn["work"], "session_hash": session,
+                "event_data": None, "trigger_id": None}
+        response = await client.post(self.base + "/queue/join", json=body)
+        response.raise_for_status()
+        job = response.json()["event_id"]
+        self.sessions[job] = session
+        return job
+
+    async def follow(self, client, job, started=None):
+        messages = 0
+        session = self.sessions[job]
+        async with client.stream("GET", f"{self.base}/queue/data", params={"session_hash": session}) as response:
+            async for _, data in sse_events(response):
+                message = json.loads(data)
+                kind = message.get("msg")
+                if kind == "heartbeat":
+                    continue
+                messages += 1
+                if kind == "process_starts" and started is not None and not started.done():
+                    started.set_result(True)
+                if kind in ("process_completed", "close_stream", "unexpected_error"):
+                    break
+        return messages
+
+    async def cancel(self, client, job):
+        await client.post(self.base + "/cancel", json={
+            "session_hash": self.sessions[job], "fn_index": self.fn["work"], "event_id": job})
+
+    async def call(self, client, api):
+        job = (await client.post(f"{self.base}/call/{api}", json={"data": []})).json()["event_id"]
+        async with client.stream("GET", f"{self.base}/call/{api}/{job}") as response:
+            async for event, data in sse_events(response):
+                if event == "complete":
+                    return json.loads(data)[0]
+                if event == "error":
+                    raise RuntimeError(data)
+
+    async def stats(self, client):
+        stats = await self.call(client, "stats")
+        return {"most": stats["most"], "spans": [{"start": s, "end": e} for s, e in stats["spans"]]}
+
+    async def reset(self, client):
+        await self.call(client, "reset")
+
+
+async def wait_ready(server, client):
+    for _ in range(600):
+        try:
+            await server.ready(client)
+            return
+        except Exception:
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"{server.name} did not start")
+
+
+async def idle_round_trip(server, client, trials=20):
+    times = []
+    for _ in range(trials):
+        start = time.perf_counter()
+        job = await server.submit(client, 1, 10)
+        await server.follow(client, job)
+        times.append(time.perf_counter() - start)
+    return {"idle round trip ms": statistics.median(times) * 1000}
+
+
+async def backlog(server, client, count):
+    await server.reset(client)
+    started = asyncio.get_running_loop().create_future()
+    gate = await server.submit(client, 1, int(GATE_S * 1000))
+    gate_follow = asyncio.create_task(server.follow(client, gate, started))
+    await started
+    jobs = [await server.submit(client, 1, 10) for _ in range(count)]
+    messages = await asyncio.gather(*(server.follow(client, job) for job in jobs))
+    await gate_follow
+    spans = sorted((s["start"], s["end"]) for s in (await server.stats(client))["spans"])
+    gate_end = max(end for start, end in spans if end - start > GATE_S / 2)
+    after = [span for span in spans if span[0] >= gate_end - 0.001]
+    gaps = [max(0.0, b[0] - a[1]) * 1000 for a, b in zip([(0, gate_end)] + after, after)]
+    overhead = ((after[-1][1] - gate_end) - sum(end - start for start, end in after)) / len(after)
+    gaps.sort()
+    return {
+        f"{count} behind a gate: overhead per job ms": overhead * 1000,
+        f"{count} behind a gate: gap p50 ms": gaps[len(gaps) // 2],
+        f"{count} behind a gate: gap p90 ms": gaps[int(len(gaps) * 0.9)],
+        f"{count} behind a gate: gap max ms": gaps[-1],
+        f"{count} behind a gate: messages per client": statistics.mean(messages),
+    }
+
+
+async def cancel_running(server, client):
+    await server.reset(client)
+    started = asyncio.get_running_loop().create_future()
+    running = await server.submit(client, 100, 20)  # 2 s
+    follower = asyncio.create_task(server.follow(client, running, started))
+    await started
+    queued = await server.submit(client, 1, 10)
+    await server.cancel(client, running)
+    await server.follow(client, queued)
+    await follower
+    await asyncio.sleep(2.5)  # a thread that kept running after its cancel has ended by now
+    return {"cancel on 1 slot: most running at once": (await server.stats(client))["most"]}
+
+
+async def many_clients(server, client, count):
+    pid = server.process.pid
+    cpu_before = proc_cpu_seconds(pid)
+
+    async def one():
+        try:
+            job = await server.submit(client, 1, 10)
+            return await server.follow(client, job)
+        except Exception:
+            return None  # counted as failed
+
+    server.reconnects = 0
+    start = time.perf_counter()
+    results = await asyncio.gather(*(one() for _ in range(count)))
+    messages = [m for m in results if m is not None]
+    return {
+        f"{count} clients: failed": count - len(messages),
+        f"{count} clients: stream reconnects": server.reconnects,
+        f"{count} clients: total s": time.perf_counter() - start,
+        f"{count} clients: server CPU s": proc_cpu_seconds(pid) - cpu_before,
+        f"{count} clients: server peak RSS MB": proc_peak_rss_mb(pid),
+        f"{count} clients: messages per client": statistics.mean(messages) if messages else 0,
+    }
+
+
+async def measure(server, runs, clients, backlogs, client_runs):
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+    async with httpx.AsyncClient(timeout=httpx.Timeout(None), limits=limits) as client:
+        await wait_ready(server, client)
+        await idle_round_trip(server, client, trials=3)  # warm up
+        rows = {}
+        for run in range(runs):
+            figures = {}
+            figures.update(await idle_round_trip(server, client))
+            for count in backlogs:
+                figures.update(await backlog(server, client, count))
+            figures.update(await cancel_running(server, client))
+            if run < client_runs:
+                for count in clients:
+                    figures.update(await many_clients(server, client, count))
+            for key, value in figures.items():
+                rows.setdefault(key, []).append(value)
+            print(f"  {server.name}, run {run + 1}: " + ", ".join(f"{k} {v:.3g}" for k, v in figures.items()),
+                  file=sys.stderr, flush=True)
+        return {key: statistics.median(values) for key, values in rows.items()}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--swift", required=True)
+    parser.add_argument("--gradio-python", default=sys.executable)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--clients", default="1000,5000")
+    parser.add_argument("--gradio-clients", default="1000")
+    parser.add_argument("--backlogs", default="50,200")
+    parser.add_argument("--skip-gradio", action="store_true")
+    parser.add_argument("--client-runs", type=int, default=1,
+                        help="runs of the many-clients workloads (Gradio takes minutes for 1,000 clients)")
+    arguments = parser.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    backlogs = [int(n) for n in arguments.backlogs.split(",") if n]
+    results = {}
+    servers = [(SwiftServer(arguments.swift, 1), [int(n) for n in arguments.clients.split(",") if n])]
+    if not arguments.skip_gradio:
+        servers.append((GradioServer(arguments.gradio_python, 1), [int(n) for n in arguments.gradio_clients.split(",") if n]))
+    try:
+        for server, clients in servers:
+            results[server.name] = asyncio.run(
+                measure(server, arguments.runs, clients, backlogs, arguments.client_runs))
+    finally:
+        for server, _ in servers:
+            server.process.terminate()
+            server.process.wait()
+    names = list(results)
+    keys = []
+    for figures in results.values():
+        keys += [key for key in figures if key not in keys]
+    print(f"| workload ({arguments.runs} runs, medians; many clients: {arguments.client_runs}) | " + " | ".join(names) + " |")
+    print("|---" * (len(names) + 1) + "|")
+    for key in keys:
+        print(f"| {key} | " + " | ".join(f"{results[n][key]:.3g}" if key in results[n] else "not run" for n in names) + " |")
+
+
+if __name__ == "__main__":
+    main()
