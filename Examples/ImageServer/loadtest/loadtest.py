@@ -65,7 +65,8 @@ class SwiftServer:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--slots", str(slots), "--max-queue", "1000000", "--step-ms", "10"],
+            [binary, "--port", str(self.port), "--slots", str(slots), "--max-queue", "1000000", "--step-ms", "10",
+             "--history", "100000"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     async def submit(self, client, steps, step_ms):
@@ -233,12 +234,17 @@ async def many_clients(server, client, count):
     pid = server.process.pid
     cpu_before = proc_cpu_seconds(pid)
 
+    failures = {}
+
     async def one():
         try:
             job = await server.submit(client, 1, 10)
             return await server.follow(client, job)
-        except Exception:
-            return None  # counted as failed
+        except Exception as error:  # counted as failed; the first few are shown
+            if failures.setdefault(type(error).__name__, 0) < 3:
+                print(f"  {server.name}: a client failed: {error!r}", file=sys.stderr)
+            failures[type(error).__name__] += 1
+            return None
 
     server.reconnects = 0
     start = time.perf_counter()

@@ -41,6 +41,7 @@ public struct ServerOptions: Sendable {
             case "--slots": options.slots = try number(flag, in: 1...64)
             case "--max-queue": options.maxQueue = try number(flag, in: 0...1_000_000)
             case "--step-ms": options.stepDuration = .milliseconds(try number(flag, in: 0...60_000))
+            case "--history": options.history = try number(flag, in: 0...1_000_000)
             case "--help", "-h": throw UsageError("")
             default: throw UsageError("unknown option '\(flag)'")
             }
@@ -49,7 +50,7 @@ public struct ServerOptions: Sendable {
     }
 
     public static let usage = """
-        usage: ImageServer [--host 127.0.0.1] [--port 8080] [--slots 1] [--max-queue 100] [--step-ms 100]
+        usage: ImageServer [--host 127.0.0.1] [--port 8080] [--slots 1] [--max-queue 100] [--step-ms 100] [--history 256]
         """
 }
 
