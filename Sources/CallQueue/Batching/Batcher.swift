@@ -48,6 +48,9 @@ public final class Batcher<Input: Sendable, Output: Sendable>: Sendable {
         self.body = body
     }
 
+    /// Inputs held for members not yet in a batch.
+    var pendingCount: Int { pending.withLock { $0.count } }
+
     var tag: GroupState.BatcherTag {
         GroupState.BatcherTag(id: ObjectIdentifier(self), maxBatchSize: maxBatchSize)
     }
@@ -67,6 +70,7 @@ public final class Batcher<Input: Sendable, Output: Sendable>: Sendable {
         async throws -> Output
     {
         let job = try admit(input, id: id)
+        defer { forget(job) }
         return try await queue.runJob(job, deadline: deadline, keepResult: { $0 }, arguments: [input]) { context in
             try await self.takePart(job, context: context)
         }.result.get()
@@ -81,7 +85,9 @@ public final class Batcher<Input: Sendable, Output: Sendable>: Sendable {
     {
         let job = try admit(input, id: id)
         let task = Task {
-            await self.queue.runJob(job, deadline: deadline, keepResult: { $0 }, arguments: [input]) { context in
+            defer { self.forget(job) }
+            return await self.queue.runJob(job, deadline: deadline, keepResult: { $0 }, arguments: [input]) {
+                context in
                 try await self.takePart(job, context: context)
             }
         }
@@ -120,7 +126,7 @@ public final class Batcher<Input: Sendable, Output: Sendable>: Sendable {
         adopt(pulled, into: run)
         lifecycle.run(effects)
         guard let held else { throw CancellationError() }
-        let batchTask = Task { await self.runBatch(run, held: held, slotFreeAt: now, context: context) }
+        let batchTask = Task { await self.runBatch(run, held: held, slotFreeAt: now) }
         run.start(batchTask)
         return try await awaitOutput(of: job, in: run)
     }
@@ -130,6 +136,15 @@ public final class Batcher<Input: Sendable, Output: Sendable>: Sendable {
         for (member, input) in zip(pulled, inputs) {
             guard let input else { continue }
             run.add(ticket: member.ticket, taskID: member.taskID, input: input)
+        }
+    }
+
+    /// A member is done (served, cancelled, timed out): its input and its place in the batcher's record go.
+    private func forget(_ job: CallQueue.AdmittedJob) {
+        pending.withLock { $0[job.id] = nil }
+        let ticket = ticketOf(job)
+        queue.lifecycle.state.withLock {
+            $0.forgetBatchMember(ticket: ticket, of: ObjectIdentifier(self), group: group)
         }
     }
 
@@ -150,8 +165,7 @@ public final class Batcher<Input: Sendable, Output: Sendable>: Sendable {
     /// The batch's own task: waits out the delay for companions, runs the body inside one memory window,
     /// hands each member its output, and gives the slot back.
     private func runBatch(
-        _ run: BatchRun<Input, Output>, held: LifecycleState.Held, slotFreeAt: ContinuousClock.Instant,
-        context: CallContext
+        _ run: BatchRun<Input, Output>, held: LifecycleState.Held, slotFreeAt: ContinuousClock.Instant
     ) async {
         let lifecycle = queue.lifecycle
         if run.size < maxBatchSize && maxDelay > .zero {
@@ -199,7 +213,6 @@ public final class Batcher<Input: Sendable, Output: Sendable>: Sendable {
         var effects = LifecycleState.Effects()
         lifecycle.state.withLock { $0.release(held, now: now, effects: &effects) }
         lifecycle.run(effects)
-        _ = context
     }
 }
 
