@@ -209,10 +209,7 @@ public final class Batcher<Input: Sendable, Output: Sendable>: Sendable {
         }
         queue.configuration.observer?.batchDidRun(group: group, size: members.count, stats: stats)
         run.deliver(outcomes, stats: stats)
-        let now = lifecycle.clock.now
-        var effects = LifecycleState.Effects()
-        lifecycle.state.withLock { $0.release(held, now: now, effects: &effects) }
-        lifecycle.run(effects)
+        queue.release(held)
     }
 }
 

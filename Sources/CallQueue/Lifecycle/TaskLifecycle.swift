@@ -240,26 +240,26 @@ public final class TaskLifecycle: Sendable {
     /// - Returns: Its final status, or `nil` when it was not live.
     @discardableResult
     public func finish(_ id: TaskID, outcome: TaskStatus.Outcome, result: (any Sendable)? = nil) -> TaskStatus? {
-        let now = clock.now
-        var effects = LifecycleState.Effects()
-        let status = state.withLock {
-            $0.finish(id, outcome: outcome, result: outcome == .succeeded ? result : nil, now: now, effects: &effects)
-        }
-        run(effects)
-        return status
+        record(finishOf: id, outcome: outcome, result: outcome == .succeeded ? result : nil, bodyRan: true)
     }
 
     /// Finishes a job's task: `bodyRan` is false for a job granted its slot whose caller was gone first.
     func finishJob(
         _ id: TaskID, outcome: TaskStatus.Outcome, result: (any Sendable)?, bodyRan: Bool
     ) -> TaskStatus.Finished? {
+        record(finishOf: id, outcome: outcome, result: result, bodyRan: bodyRan)?.state.finished
+    }
+
+    private func record(
+        finishOf id: TaskID, outcome: TaskStatus.Outcome, result: (any Sendable)?, bodyRan: Bool
+    ) -> TaskStatus? {
         let now = clock.now
         var effects = LifecycleState.Effects()
         let status = state.withLock {
             $0.finish(id, outcome: outcome, result: result, bodyRan: bodyRan, now: now, effects: &effects)
         }
         run(effects)
-        return status?.state.finished
+        return status
     }
 
     // MARK: Internals
