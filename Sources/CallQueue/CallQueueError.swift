@@ -25,6 +25,9 @@ public struct CallQueueError: Error, Sendable, Hashable, CustomStringConvertible
             case unknownTask
             case unknownGroup
             case invalidBatchOutput
+            case leaseLost
+            case unavailable
+            case incompatibleSchema
         }
 
         private let value: Value
@@ -60,6 +63,16 @@ public struct CallQueueError: Error, Sendable, Hashable, CustomStringConvertible
         public static let unknownGroup = Code(.unknownGroup)
         /// A batch's body returned a different number of outputs than it was given inputs.
         public static let invalidBatchOutput = Code(.invalidBatchOutput)
+        /// A cluster-wide group's lease was lost (the replica could not renew it in time: a pause, a partition,
+        /// the database gone longer than the safety margin): the call was stopped, and its slot may already
+        /// be someone else's. Retry the call.
+        public static let leaseLost = Code(.leaseLost)
+        /// A cluster-wide group's coordinator (the database) cannot be reached, or the replica is not running
+        /// its service yet. Retry later; check the connection settings and that the service runs.
+        public static let unavailable = Code(.unavailable)
+        /// The coordinator's schema was made by a newer version of this library; upgrade every replica, or
+        /// use a schema of its own for this version.
+        public static let incompatibleSchema = Code(.incompatibleSchema)
 
         public var description: String { value.rawValue }
     }

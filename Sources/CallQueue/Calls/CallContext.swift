@@ -32,6 +32,10 @@ public struct CallContext: Sendable {
     /// safe to read from a cancellation handler.
     public var flags: ControlFlags { control.flags }
 
+    /// In a cluster-wide group (``CallQueue/Configuration/permitSources``): the grant, with its slot and
+    /// fencing number; `nil` in an in-process group.
+    public var permit: ClusterPermit? { lifecycle.clusterPermit(of: taskID) }
+
     /// Whether this call was cancelled by id (``CallQueue/cancel(_:)``).
     public var isCancelRequested: Bool { control.isCancelRequested }
 }

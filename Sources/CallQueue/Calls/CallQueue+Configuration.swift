@@ -35,6 +35,11 @@ extension CallQueue {
         public var positionUpdateInterval: Duration = .milliseconds(250)
         /// The clock of the task lifecycle and of deadlines; tests inject a manual one.
         public var clock: LifecycleClock = .continuous
+        /// Cluster-wide groups: where each one's slots come from (a ``ClusterPermitSource`` shared by several
+        /// replicas, such as `PostgresPermitSource`). Each must be declared in ``groups`` with a limit (its
+        /// slots, for ETAs) and no budget. Its ``ConcurrencyGroupConfiguration/maxQueueSize`` bounds the calls
+        /// waiting on this replica; positions and queue sizes in statuses are cluster-wide.
+        public var permitSources: [ConcurrencyGroupID: any ClusterPermitSource] = [:]
 
         /// A configuration; every parameter has the default described on its property.
         public init(
@@ -51,7 +56,8 @@ extension CallQueue {
             memorySampler: MemorySampler? = nil,
             undeclaredGroups: UndeclaredGroupPolicy = .defaultLimit,
             positionUpdateInterval: Duration = .milliseconds(250),
-            clock: LifecycleClock = .continuous
+            clock: LifecycleClock = .continuous,
+            permitSources: [ConcurrencyGroupID: any ClusterPermitSource] = [:]
         ) {
             self.defaultLimit = defaultLimit
             self.groups = groups
@@ -67,6 +73,7 @@ extension CallQueue {
             self.undeclaredGroups = undeclaredGroups
             self.positionUpdateInterval = positionUpdateInterval
             self.clock = clock
+            self.permitSources = permitSources
         }
 
         /// The largest limit, budget or process-wide limit accepted: 2^32. Above that no server has the
@@ -100,6 +107,14 @@ extension CallQueue {
             if let wait = maxEstimatedWait, wait < .zero {
                 throw CallQueueError(.invalidArgument, "maxEstimatedWait \(wait) is negative")
             }
+            for id in permitSources.keys {
+                guard let group = groups[id], case .limited = group.limit, group.budget == nil else {
+                    throw CallQueueError(
+                        .invalidArgument,
+                        "cluster-wide group '\(id)' must be declared in groups with a limit (its slots) and no budget",
+                        group: id)
+                }
+            }
             _ = try lifecycleConfiguration.validated()
             return self
         }
@@ -131,7 +146,8 @@ extension CallQueue {
                 undeclaredGroups: undeclaredGroups,
                 maxQueueSize: maxQueueSize,
                 maxEstimatedWait: maxEstimatedWait,
-                processWideLimit: processWideLimit
+                processWideLimit: processWideLimit,
+                permitSources: permitSources
             )
         }
     }

@@ -144,7 +144,7 @@ extension CallQueue {
             // caller that is gone.
             if Task.isCancelled || job.control.isCancelRequested {
                 batch?.cancelMember(ticket: held.ticket)
-                throw CancellationError()
+                throw job.control.lost ?? CancellationError()
             }
             if !startObserved { observeStart(of: job.id) }
             let context = CallContext(
@@ -155,7 +155,8 @@ extension CallQueue {
             bodyRan = true
             result = .success(try await execute(context))
         } catch {
-            result = .failure(error)
+            // A call stopped because its cluster lease was lost fails with that error, not as cancelled.
+            result = .failure(error is CancellationError ? job.control.lost ?? error : error)
         }
         let recorded: (any Sendable)? = if case .success(let value) = result { keepResult?(value) } else { nil }
         let finished = lifecycle.finishJob(

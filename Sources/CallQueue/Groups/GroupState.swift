@@ -16,6 +16,8 @@ final class GroupState: @unchecked Sendable {
     /// Whether the lifecycle grants this group's slots itself (a ``CallQueue`` group), or only records
     /// what a ``TaskLifecycle`` user reports.
     let isScheduled: Bool
+    /// Where a cluster-wide group's grants come from; `nil`: granted here, from ``limit`` and ``budget``.
+    let cluster: (any ClusterPermitSource)?
 
     /// Waiting calls in arrival order; each waiter's weight is what it takes of ``budget`` (0 without one).
     var line = WaiterQueue<LineEntry>()
@@ -34,12 +36,20 @@ final class GroupState: @unchecked Sendable {
     /// Tickets of each batcher's members in arrival order; tickets that left the line are skipped and dropped
     /// when a batch forms.
     var batchMembers: [ObjectIdentifier: [UInt64]] = [:]
+    /// A cluster-wide group's waiting calls that have no cluster ticket yet, in arrival order, from
+    /// ``unsentHead`` on; one sender takes them in order while ``senderActive``.
+    var unsent: [UInt64] = []
+    var unsentHead = 0
+    var senderActive = false
+    /// A cluster-wide group's running calls: their cluster tickets, to give back when they finish.
+    var clusterHeld: [UInt64: (ticket: ClusterTicket, taskID: TaskID?)] = [:]
 
     init(
         id: ConcurrencyGroupID,
         configuration: ConcurrencyGroupConfiguration?,
         isDeclared: Bool,
         isScheduled: Bool,
+        cluster: (any ClusterPermitSource)? = nil,
         prior: Duration
     ) {
         self.id = id
@@ -48,6 +58,7 @@ final class GroupState: @unchecked Sendable {
         maxQueueSize = configuration?.maxQueueSize
         self.isDeclared = isDeclared
         self.isScheduled = isScheduled
+        self.cluster = isScheduled ? cluster : nil
         estimator = RunTimeEstimator(prior: prior)
     }
 
@@ -61,6 +72,10 @@ final class GroupState: @unchecked Sendable {
         var timer: Task<Void, Never>?
         /// The batcher this call is a member of, and its largest batch; `nil` for a plain call.
         var batcher: BatcherTag?
+        /// In a cluster-wide group: the call's cluster ticket once the source has taken it.
+        var clusterTicket: ClusterTicket?
+        /// In a cluster-wide group: its place in the cluster-wide line, as the source last reported it.
+        var clusterPlace: (position: Int, queueSize: Int)?
     }
 
     /// Which batcher a waiting call belongs to.
@@ -71,6 +86,7 @@ final class GroupState: @unchecked Sendable {
 
     /// Whether the head of the line (with `weight`) fits a free slot and the budget left.
     func fits(weight: Int) -> Bool {
+        if cluster != nil { return false }  // granted by its permit source only
         if let limit, running.count >= limit { return false }
         if let budget, budgetUsed + weight > budget { return false }
         return true
@@ -79,6 +95,7 @@ final class GroupState: @unchecked Sendable {
     /// Whether the group holds nothing: no waiter, no running call, no live task, no parked reader.
     var isIdle: Bool {
         line.isEmpty && running.isEmpty && liveTasks == 0 && parkedReaders.isEmpty && batchMembers.isEmpty
+            && !senderActive
     }
 
     /// Free slot numbers, lowest first, reusing returned ones before making new ones.

@@ -32,6 +32,7 @@ extension LifecycleState {
             guard let (waiter, wasFirst) = groups[groupID]?.line.remove(ticket: ticket) else { continue }
             headLeft = headLeft || wasFirst
             waitingInAll -= 1
+            leaveClusterTicket(of: waiter.continuation, in: groupID, effects: &effects)
             if let timer = waiter.continuation.timer { effects.timers.append(timer) }
             guard let taskID = waiter.continuation.taskID else { continue }
             pulled.append((ticket, taskID))

@@ -26,6 +26,8 @@ struct LifecycleState {
         var maxQueueSize: Int?
         var maxEstimatedWait: Duration?
         var processWideLimit: Int?
+        /// Cluster-wide groups and where their grants come from.
+        var permitSources: [ConcurrencyGroupID: any ClusterPermitSource] = [:]
     }
 
     enum Phase {
@@ -45,6 +47,8 @@ struct LifecycleState {
         var startReported = false
         /// A member of a batch: the batch holds the slot, so this task's finish gives nothing back.
         var inBatch = false
+        /// The grant of a cluster-wide group: slot and fencing number.
+        var permit: ClusterPermit?
     }
 
     struct LiveTask {
@@ -90,10 +94,16 @@ struct LifecycleState {
         var timers: [Task<Void, Never>] = []
         var readers: [CheckedContinuation<UpdateSubscription.Step, Never>] = []
         var flushes: [ConcurrencyGroupID] = []
+        /// Cluster-wide groups whose sender must start: calls wait for a cluster ticket.
+        var clusterSends: [(group: ConcurrencyGroupID, source: any ClusterPermitSource)] = []
+        /// Cluster tickets to leave or give back.
+        var clusterLeaves: [(source: any ClusterPermitSource, ticket: ClusterTicket, finished: TaskStatus?)] = []
+        /// Running calls to cancel (their cluster lease is lost).
+        var cancels: [TaskControl] = []
 
         var isEmpty: Bool {
             observed.isEmpty && failures.isEmpty && grants.isEmpty && timers.isEmpty && readers.isEmpty
-                && flushes.isEmpty
+                && flushes.isEmpty && clusterSends.isEmpty && clusterLeaves.isEmpty && cancels.isEmpty
         }
     }
 
@@ -135,7 +145,7 @@ struct LifecycleState {
         if let declared = scheduling.groups[id] {
             groups[id] = GroupState(
                 id: id, configuration: declared, isDeclared: true, isScheduled: true,
-                prior: settings.initialRunTimeEstimate)
+                cluster: scheduling.permitSources[id], prior: settings.initialRunTimeEstimate)
             return
         }
         if scheduling.undeclaredGroups == .reject {
@@ -227,6 +237,9 @@ struct LifecycleState {
             ticket: ticket, weight: weight, continuation: GroupState.LineEntry(taskID: task?.id, batcher: batcher))
         if let batcher { groups[groupID]!.batchMembers[batcher.id, default: []].append(ticket) }
         waitingInAll += 1
+        if let source = groups[groupID]!.cluster {
+            needsClusterTicket(ticket, in: groupID, source: source, effects: &effects)
+        }
         return .queued(ticket: ticket)
     }
 
@@ -316,6 +329,7 @@ struct LifecycleState {
     ) -> Bool {
         guard let (waiter, wasFirst) = groups[groupID]?.line.remove(ticket: ticket) else { return false }
         waitingInAll -= 1
+        leaveClusterTicket(of: waiter.continuation, in: groupID, effects: &effects)
         if let timer = waiter.continuation.timer { effects.timers.append(timer) }
         if let continuation = waiter.continuation.continuation {
             parkedWaiters -= 1
@@ -332,15 +346,17 @@ struct LifecycleState {
 
     /// Moves an admitted call to running: a slot, its weight of the budget, a process permit.
     private mutating func start(
-        ticket: UInt64, taskID: TaskID?, weight: Int, in groupID: ConcurrencyGroupID, now: ContinuousClock.Instant
+        ticket: UInt64, taskID: TaskID?, weight: Int, in groupID: ConcurrencyGroupID, now: ContinuousClock.Instant,
+        permit: ClusterPermit? = nil
     ) -> Held {
-        let slot = groups[groupID]!.slots.take()
+        let slot = permit?.slot ?? groups[groupID]!.slots.take()
         groups[groupID]!.running[ticket] = now
         groups[groupID]!.budgetUsed += weight
         if scheduling?.processWideLimit != nil { processRunning += 1 }
         revision += 1
         if let taskID, var task = tasks[taskID] {
-            task.phase = .running(Running(ticket: ticket, slot: slot, weight: weight, startedAt: now))
+            task.phase = .running(
+                Running(ticket: ticket, slot: slot, weight: weight, startedAt: now, permit: permit))
             task.version += 1
             tasks[taskID] = task
         }
@@ -380,12 +396,20 @@ struct LifecycleState {
         of groupID: ConcurrencyGroupID, now: inout ContinuousClock.Instant?, effects: inout Effects
     ) {
         let waiter = groups[groupID]!.line.removeFirst()
-        waitingInAll -= 1
         let instant = now ?? ContinuousClock.now
         now = instant
+        grant(waiter, in: groupID, now: instant, permit: nil, effects: &effects)
+    }
+
+    /// Starts a waiter that has left its line and resumes its caller (or keeps the grant for it to find).
+    mutating func grant(
+        _ waiter: WaiterQueue<GroupState.LineEntry>.Waiter, in groupID: ConcurrencyGroupID,
+        now instant: ContinuousClock.Instant, permit: ClusterPermit?, effects: inout Effects
+    ) {
+        waitingInAll -= 1
         let held = start(
             ticket: waiter.ticket, taskID: waiter.continuation.taskID, weight: waiter.weight, in: groupID,
-            now: instant)
+            now: instant, permit: permit)
         if let timer = waiter.continuation.timer { effects.timers.append(timer) }
         if let continuation = waiter.continuation.continuation {
             parkedWaiters -= 1
@@ -405,10 +429,18 @@ struct LifecycleState {
     }
 
     /// Gives back what a running call held and serves the line.
-    mutating func release(_ held: Held, now: ContinuousClock.Instant, effects: inout Effects) {
+    mutating func release(
+        _ held: Held, finished: TaskStatus? = nil, now: ContinuousClock.Instant, effects: inout Effects
+    ) {
         // In place: a copy of the group held across these changes would copy its tables.
         guard groups[held.group]?.running.removeValue(forKey: held.ticket) != nil else { return }
-        groups[held.group]?.slots.give(held.slot)
+        if let source = groups[held.group]?.cluster {
+            if let (ticket, _) = groups[held.group]?.clusterHeld.removeValue(forKey: held.ticket) {
+                effects.clusterLeaves.append((source, ticket, finished))
+            }
+        } else {
+            groups[held.group]?.slots.give(held.slot)
+        }
         groups[held.group]?.budgetUsed -= held.weight
         if scheduling?.processWideLimit != nil { processRunning -= 1 }
         revision += 1
@@ -529,7 +561,7 @@ struct LifecycleState {
         } else if case .running(let running) = task.phase, groups[task.group]?.isScheduled == true {
             release(
                 Held(group: task.group, ticket: running.ticket, slot: running.slot, weight: running.weight),
-                now: now, effects: &effects)
+                finished: status, now: now, effects: &effects)
         } else if case .running(let running) = task.phase {
             groups[task.group]?.running[running.ticket] = nil  // a hand-tracked task: its slot was the caller's
         }
@@ -546,6 +578,7 @@ struct LifecycleState {
             guard let waiters = groups[id]?.line.removeAll() else { continue }
             waitingInAll -= waiters.count
             for waiter in waiters {
+                leaveClusterTicket(of: waiter.continuation, in: id, effects: &effects)
                 if let timer = waiter.continuation.timer { effects.timers.append(timer) }
                 if let continuation = waiter.continuation.continuation {
                     parkedWaiters -= 1
@@ -576,8 +609,9 @@ struct LifecycleState {
         let estimate = group.estimator.estimate
         switch task.phase {
         case .waiting(let ticket):
-            var position = group.line.position(of: ticket) ?? 0
-            let queueSize = max(group.line.count, position + 1)
+            let place = group.line.entry(ticket: ticket)?.clusterPlace
+            var position = place?.position ?? group.line.position(of: ticket) ?? 0
+            let queueSize = max(place?.queueSize ?? group.line.count, position + 1)
             var holder = TaskStatus.Holder.group
             // A batcher's member counts the calls ahead in batches of its largest size.
             let batchSize = group.line.entry(ticket: ticket)?.batcher?.maxBatchSize ?? 1

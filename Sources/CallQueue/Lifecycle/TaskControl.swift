@@ -28,6 +28,14 @@ final class TaskControl: Sendable {
     private let flagBits = Atomic<Int>(0)
     private let canceller = LockedState<(cancel: (@Sendable () -> Void)?, requested: Bool)>((nil, false))
     private let batchRun = LockedState<BatchRunBase?>(nil)
+    private let lostError = LockedState<CallQueueError?>(nil)
+
+    /// Why the call's cluster lease was lost, once it was: the call is cancelled and fails with this error.
+    var lost: CallQueueError? { lostError.withLock { $0 } }
+
+    func markLost(_ error: CallQueueError) {
+        lostError.withLock { $0 = error }
+    }
 
     /// The batch this task is a member of, once it is in one.
     var batch: BatchRunBase? {

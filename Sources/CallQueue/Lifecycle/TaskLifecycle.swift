@@ -282,6 +282,9 @@ public final class TaskLifecycle: Sendable {
         for (continuation, slot) in effects.grants { continuation.resume(returning: slot) }
         for reader in effects.readers { reader.resume(returning: .woken) }
         for group in effects.flushes { scheduleFlush(of: group) }
+        for control in effects.cancels { control.cancel() }
+        for (source, ticket, finished) in effects.clusterLeaves { source.leave(ticket, finished: finished) }
+        for (group, source) in effects.clusterSends { startClusterSender(for: group, source: source) }
     }
 
     private func scheduleFlush(of group: ConcurrencyGroupID) {

@@ -1,0 +1,135 @@
+@testable import CallQueue
+
+/// A cluster-wide line kept in memory and shared by several ``CallQueue``s (replicas) in one test: strict FIFO
+/// over N slots, positions reported to every waiter on every change, grants and reports made outside its lock.
+/// It also lets a test hold back enqueues, lose a ticket, or ask for a cancel as another replica would.
+final class InMemoryCluster: Sendable {
+    struct Ticket {
+        var ticket: ClusterTicket
+        var events: ClusterTicketEvents
+        var taskID: TaskID?
+        var replica: String
+    }
+
+    private struct State {
+        var slots: Int
+        var nextID: Int64 = 0
+        var nextFence: Int64 = 0
+        var waiting: [Ticket] = []
+        var holders: [Int64: (ticket: Ticket, slot: Int)] = [:]
+        var grantOrder: [Int64] = []
+        var enqueueOrder: [Int64] = []
+        var leaves = 0
+        var finished: [TaskID: TaskStatus] = [:]
+        var mostHolders = 0
+    }
+
+    private let state: LockedState<State>
+    let failEnqueues = LockedState<CallQueueError?>(nil)
+
+    init(slots: Int) {
+        state = LockedState(State(slots: slots))
+    }
+
+    /// A replica's view of the cluster: the source a ``CallQueue`` is configured with.
+    func source(replica: String) -> any ClusterPermitSource {
+        Replica(cluster: self, name: replica)
+    }
+
+    struct Replica: ClusterPermitSource {
+        let cluster: InMemoryCluster
+        let name: String
+
+        func enqueue(_ request: ClusterRequest) async throws -> ClusterTicket {
+            try cluster.enqueue(request, replica: name)
+        }
+
+        func leave(_ ticket: ClusterTicket, finished: TaskStatus?) {
+            cluster.leave(ticket, finished: finished)
+        }
+    }
+
+    private typealias Report = () -> Void
+
+    func enqueue(_ request: ClusterRequest, replica: String) throws -> ClusterTicket {
+        if let error = failEnqueues.withLock({ $0 }) { throw error }
+        let (ticket, reports) = state.withLock { state -> (ClusterTicket, [Report]) in
+            state.nextID += 1
+            let ticket = ClusterTicket(group: request.group, id: state.nextID)
+            state.enqueueOrder.append(ticket.id)
+            state.waiting.append(
+                Ticket(ticket: ticket, events: request.events, taskID: request.taskID, replica: replica))
+            return (ticket, Self.advance(&state))
+        }
+        for report in reports { report() }
+        return ticket
+    }
+
+    func leave(_ ticket: ClusterTicket, finished: TaskStatus?) {
+        let reports = state.withLock { state -> [Report] in
+            state.leaves += 1
+            if let finished { state.finished[finished.id] = finished }
+            if state.holders.removeValue(forKey: ticket.id) == nil {
+                state.waiting.removeAll { $0.ticket.id == ticket.id }
+            }
+            return Self.advance(&state)
+        }
+        for report in reports { report() }
+    }
+
+    /// Grants free slots to the oldest waiters, then tells every waiter its place.
+    private static func advance(_ state: inout State) -> [Report] {
+        var reports: [Report] = []
+        while state.holders.count < state.slots, !state.waiting.isEmpty {
+            let next = state.waiting.removeFirst()
+            let used = Set(state.holders.values.map(\.slot))
+            let slot = (0..<state.slots).first { !used.contains($0) }!
+            state.nextFence += 1
+            state.holders[next.ticket.id] = (next, slot)
+            state.mostHolders = max(state.mostHolders, state.holders.count)
+            state.grantOrder.append(next.ticket.id)
+            let permit = ClusterPermit(slot: slot, fence: state.nextFence)
+            reports.append { next.events.granted(next.ticket, permit: permit) }
+        }
+        let size = state.waiting.count
+        for (position, waiter) in state.waiting.enumerated() {
+            reports.append { waiter.events.positionChanged(position: position, queueSize: size) }
+        }
+        return reports
+    }
+
+    /// Loses every ticket of a replica, as a reaped session would; their calls hear `leaseLost`.
+    func loseReplica(_ replica: String) {
+        let (lost, reports) = state.withLock { state -> ([Ticket], [Report]) in
+            let lostWaiting = state.waiting.filter { $0.replica == replica }
+            state.waiting.removeAll { $0.replica == replica }
+            let lostHolders = state.holders.values.filter { $0.ticket.replica == replica }.map(\.ticket)
+            for holder in lostHolders { state.holders[holder.ticket.id] = nil }
+            return (lostWaiting + lostHolders, Self.advance(&state))
+        }
+        for ticket in lost { ticket.events.lost(CallQueueError(.leaseLost, "lease of \(replica) lost")) }
+        for report in reports { report() }
+    }
+
+    /// Asks the replica holding the task's ticket to cancel it, as a cancel from another replica would.
+    func requestCancel(of id: TaskID) -> Bool {
+        let events = state.withLock { state -> ClusterTicketEvents? in
+            (state.waiting.first { $0.taskID == id } ?? state.holders.values.first { $0.ticket.taskID == id }?.ticket)?
+                .events
+        }
+        events?.cancelRequested()
+        return events != nil
+    }
+
+    var holders: Int { state.withLock { $0.holders.count } }
+    var waiting: Int { state.withLock { $0.waiting.count } }
+    var mostHolders: Int { state.withLock { $0.mostHolders } }
+    var grantOrder: [Int64] { state.withLock { $0.grantOrder } }
+    var enqueueOrder: [Int64] { state.withLock { $0.enqueueOrder } }
+    func finished(_ id: TaskID) -> TaskStatus? { state.withLock { $0.finished[id] } }
+    func taskID(ofTicket id: Int64) -> TaskID? {
+        state.withLock { state in
+            (state.waiting.first { $0.ticket.id == id } ?? state.holders[id]?.ticket)?.taskID
+        }
+    }
+}
