@@ -13,6 +13,8 @@ let package = Package(
     products: [
         .library(name: "CallQueue", targets: ["CallQueue"]),
         .executable(name: "CallQueueDemo", targets: ["CallQueueDemo"]),
+        // Cluster-wide groups on PostgreSQL; empty unless the `Postgres` trait is on.
+        .library(name: "CallQueuePostgres", targets: ["CallQueuePostgres"]),
         // Test fixtures: fake libnvidia-ml builds, loaded by path in the tests. Nothing links them.
         .library(name: "FakeNVML", type: .dynamic, targets: ["FakeNVML"]),
         .library(name: "FakeNVMLLegacy", type: .dynamic, targets: ["FakeNVMLLegacy"]),
@@ -32,11 +34,18 @@ let package = Package(
             name: "ServiceLifecycle",
             description: "MemorySamplerService: the memory sampler as a swift-service-lifecycle Service"
         ),
+        .trait(
+            name: "Postgres",
+            description:
+                "CallQueuePostgres: cluster-wide groups, one strict-FIFO line across replicas, on PostgreSQL (postgres-nio)"
+        ),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
     ],
     targets: [
         // NVML's types and function-pointer typedefs, in a header of our own; no `link`: libnvidia-ml is
@@ -56,11 +65,38 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        .target(
+            name: "CallQueuePostgres",
+            dependencies: [
+                "CallQueue",
+                .product(name: "PostgresNIO", package: "postgres-nio", condition: .when(traits: ["Postgres"])),
+                .product(
+                    name: "ServiceLifecycle", package: "swift-service-lifecycle",
+                    condition: .when(traits: ["Postgres"])),
+                .product(name: "Logging", package: "swift-log", condition: .when(traits: ["Postgres"])),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio", condition: .when(traits: ["Postgres"])),
+            ],
+            swiftSettings: strictSettings
+        ),
         .target(name: "FakeNVML", path: "Tests/FakeNVML"),
         .target(name: "FakeNVMLLegacy", path: "Tests/FakeNVMLLegacy"),
         .executableTarget(
             name: "CallQueueDemo",
             dependencies: ["CallQueue"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "CallQueuePostgresTests",
+            dependencies: [
+                "CallQueue",
+                "CallQueuePostgres",
+                .product(name: "PostgresNIO", package: "postgres-nio", condition: .when(traits: ["Postgres"])),
+                .product(
+                    name: "ServiceLifecycle", package: "swift-service-lifecycle",
+                    condition: .when(traits: ["Postgres"])),
+                .product(name: "Logging", package: "swift-log", condition: .when(traits: ["Postgres"])),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio", condition: .when(traits: ["Postgres"])),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(

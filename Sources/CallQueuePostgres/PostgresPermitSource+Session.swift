@@ -1,0 +1,528 @@
+#if Postgres
+    import CallQueue
+    import Foundation
+    import Logging
+    import PostgresNIO
+
+    // The replica's session: its tickets, the listener connection with the heartbeat on it, the lease watch,
+    // and the background work (reaper, releases, position refreshes).
+
+    extension PostgresPermitSource {
+        struct Entry {
+            var ticket: ClusterTicket
+            var events: ClusterTicketEvents
+            var session: UUID
+            var granted = false
+            /// The registration number: a heartbeat sent after it must list the ticket.
+            var registered: UInt64
+        }
+
+        struct PendingLeave {
+            var ticket: ClusterTicket
+            var session: UUID
+            var done: String?
+        }
+
+        struct State {
+            /// The session this incarnation uses; a new one after the old is lost.
+            var session: UUID? = nil
+            /// Whether the session's row exists and its channel is listened to: enqueues may go.
+            var isOpen = false
+            var startFailure: CallQueueError? = nil
+            var entries: [Int64: Entry] = [:]
+            var registrations: UInt64 = 0
+            /// Grants heard before their enqueue returned.
+            var earlyGrants: [Int64: ClusterPermit] = [:]
+            var pendingLeaves: [PendingLeave] = []
+            /// When this replica must stop its running calls unless a heartbeat renews the lease first.
+            var leaseDeadline: ContinuousClock.Instant? = nil
+            var leaseLossReported = false
+            var movedGroups: Set<String> = []
+            /// Test hooks: a replica that stops renewing, one that misses its grant notifications.
+            var heartbeatsPaused = false
+            var ignoresGrantNotifications = false
+            var reaperPaused = false
+        }
+
+        /// Signals that wake the background loops.
+        struct Wakeups: Sendable {
+            let leaves: AsyncStream<Void>.Continuation
+            let leaveStream: AsyncStream<Void>
+            let moved: AsyncStream<Void>.Continuation
+            let movedStream: AsyncStream<Void>
+
+            init() {
+                (leaveStream, leaves) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
+                (movedStream, moved) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
+            }
+        }
+
+        struct SessionLost: Error {}
+
+        // MARK: Session
+
+        /// The open session, waiting for it up to the start timeout.
+        func openSession() async throws -> UUID {
+            let giveUp = ContinuousClock.now + configuration.startTimeout
+            while true {
+                let (session, isOpen, failure) = state.withLockedValue { ($0.session, $0.isOpen, $0.startFailure) }
+                if let failure { throw failure }
+                if isOpen, let session { return session }
+                if ContinuousClock.now >= giveUp {
+                    throw CallQueueError(
+                        .unavailable,
+                        "replica '\(configuration.replica)' has no session with the database after "
+                            + "\(configuration.startTimeout): check that PostgresPermitSource.run() runs and the "
+                            + "database is reachable")
+                }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+        }
+
+        /// Records a ticket the database took; returns its permit when it was granted already (at once, or by a
+        /// notification that came first).
+        func register(
+            _ ticket: ClusterTicket, events: ClusterTicketEvents, session: UUID, slot: Int32?, fence: Int64?
+        ) -> ClusterPermit? {
+            state.withLockedValue { state in
+                state.registrations += 1
+                var entry = Entry(ticket: ticket, events: events, session: session, registered: state.registrations)
+                var permit: ClusterPermit?
+                if let slot, let fence {
+                    permit = ClusterPermit(slot: Int(slot), fence: fence)
+                } else if let early = state.earlyGrants.removeValue(forKey: ticket.id) {
+                    permit = early
+                }
+                entry.granted = permit != nil
+                state.entries[ticket.id] = entry
+                return permit
+            }
+        }
+
+        /// A typed error for a database failure.
+        func failure(of error: any Error, doing what: String, group: ConcurrencyGroupID?) -> CallQueueError {
+            if let error = error as? CallQueueError { return error }
+            if let error = error as? PSQLError, let sqlState = error.serverInfo?[.sqlState] {
+                let message = error.serverInfo?[.message] ?? "\(error.code)"
+                switch sqlState {
+                case "P0002":
+                    return CallQueueError(
+                        .unknownGroup,
+                        "the database does not know group '\(group?.name ?? "?")' (\(message)); declare it in "
+                            + "PostgresPermitSource.Configuration.groups of a running replica", group: group)
+                case "P0001":
+                    sessionLost()
+                    return CallQueueError(
+                        .leaseLost, "replica '\(configuration.replica)' lost its session while trying to \(what)",
+                        group: group)
+                case "3F000", "42P01", "42883":
+                    return CallQueueError(
+                        .unavailable,
+                        "the schema '\(schema)' is missing or incomplete (\(message)); is the source running?",
+                        group: group)
+                default:
+                    return CallQueueError(.unavailable, "the database refused to \(what): \(message)", group: group)
+                }
+            }
+            return CallQueueError(
+                .unavailable, "could not \(what): the database is unreachable (\(error))", group: group)
+        }
+
+        /// The session is gone (reaped): every ticket is lost; a new session is opened by the listener loop.
+        func sessionLost() {
+            let lost = state.withLockedValue { state -> [Entry] in
+                guard state.isOpen else { return [] }
+                state.isOpen = false
+                state.session = nil
+                state.leaseDeadline = nil
+                defer { state.entries = [:] }
+                return Array(state.entries.values)
+            }
+            logger.warning(
+                "call-queue replica lost its session; its tickets are gone",
+                metadata: ["replica": "\(configuration.replica)", "tickets": "\(lost.count)"])
+            let error = CallQueueError(
+                .leaseLost,
+                "replica '\(configuration.replica)' lost its database session (its lease expired); the call lost its "
+                    + "place or slot")
+            for entry in lost.sorted(by: { $0.ticket.id < $1.ticket.id }) { entry.events.lost(error) }
+        }
+
+        // MARK: Preparing the database
+
+        func prepare() async throws {
+            try await client.withTransaction(logger: logger) { connection in
+                try await connection.query(PostgresQuery(unsafeSQL: Schema.lockStatement(schema)), logger: logger)
+                for statement in Schema.preludeStatements(schema) {
+                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                }
+                let rows = try await connection.query(
+                    "SELECT max(version) FROM \(unescaped: schema).cq_version", logger: logger)
+                var stored: Int32?
+                for try await version in rows.decode(Int32?.self) { stored = version }
+                if let stored, stored > Schema.version {
+                    throw CallQueueError(
+                        .incompatibleSchema,
+                        "schema '\(schema)' is at version \(stored), newer than this library's \(Schema.version); "
+                            + "upgrade this replica or give it a schema of its own")
+                }
+                if stored == nil {
+                    for statement in Schema.version1Statements(schema) {
+                        try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                    }
+                    try await connection.query(
+                        "INSERT INTO \(unescaped: schema).cq_version VALUES (\(Int32(Schema.version)))", logger: logger)
+                }
+            }
+            for (group, slots) in configuration.groups.sorted(by: { $0.key.name < $1.key.name }) {
+                try await client.query(
+                    "SELECT \(unescaped: schema).cq_configure(\(group.name), \(Int32(slots)))", logger: logger)
+            }
+        }
+
+        /// Runs `body` until it succeeds, with backoff; an error of this library is not retried.
+        func retrying(_ what: String, _ body: () async throws -> Void) async throws {
+            var delay = Duration.milliseconds(100)
+            while true {
+                do {
+                    do {
+                        return try await body()
+                    } catch let error as PostgresTransactionError {
+                        throw error.closureError ?? error.beginError ?? error.commitError ?? error
+                    }
+                } catch let error as CallQueueError {
+                    throw error
+                } catch let error as PSQLError where error.serverInfo?[.sqlState] != nil {
+                    throw failure(of: error, doing: what, group: nil)
+                } catch {
+                    try Task.checkCancellation()
+                    logger.warning("call-queue could not \(what); retrying", metadata: ["error": "\(error)"])
+                    try await Task.sleep(for: delay)
+                    delay = min(delay * 2, configuration.heartbeat)
+                }
+            }
+        }
+
+        // MARK: Listener and heartbeat
+
+        /// Keeps the listener connection: listen on the session's and the schema's channels, open the session if
+        /// needed, then heartbeat on the same connection. Any failure reconnects with backoff.
+        func listenerLoop() async {
+            var delay = Duration.milliseconds(50)
+            var connectionNumber = 0
+            while !Task.isCancelled {
+                connectionNumber += 1
+                let session = state.withLockedValue { state -> UUID in
+                    if let session = state.session { return session }
+                    let session = UUID()
+                    state.session = session
+                    return session
+                }
+                do {
+                    let connection = try await PostgresConnection.connect(
+                        configuration: listenerConfiguration, id: connectionNumber, logger: logger)
+                    do {
+                        try await listen(on: connection, session: session) { delay = .milliseconds(50) }
+                    } catch {
+                        try? await connection.close()
+                        throw error
+                    }
+                    try? await connection.close()
+                } catch is CancellationError {
+                    return
+                } catch is SessionLost {
+                    continue  // a new session at once
+                } catch {
+                    if Task.isCancelled { return }
+                    logger.notice(
+                        "call-queue listener connection failed; reconnecting",
+                        metadata: ["replica": "\(configuration.replica)", "error": "\(error)", "retryIn": "\(delay)"])
+                }
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, configuration.heartbeat)
+            }
+        }
+
+        private func listen(on connection: PostgresConnection, session: UUID, connected: () -> Void) async throws {
+            try await connection.listen(on: Schema.movedChannel(schema)) { moved in
+                try await connection.listen(on: Schema.sessionChannel(session.uuidString)) { mine in
+                    let isOpen = state.withLockedValue { $0.isOpen }
+                    if !isOpen {
+                        let sent = ContinuousClock.now
+                        try await connection.query(
+                            """
+                            INSERT INTO \(unescaped: schema).cq_session VALUES (\(session), \(configuration.replica), \
+                            now() + make_interval(secs => \(configuration.lease.seconds)))
+                            """, logger: logger)
+                        state.withLockedValue { state in
+                            state.isOpen = true
+                            state.leaseDeadline = sent + configuration.lease - configuration.safetyMargin
+                            state.leaseLossReported = false
+                        }
+                        logger.info(
+                            "call-queue replica opened its session",
+                            metadata: ["replica": "\(configuration.replica)", "session": "\(session)"])
+                    }
+                    connected()
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        group.addTask {
+                            for try await notification in moved { self.heardMoved(notification.payload) }
+                            throw CallQueueError(.unavailable, "the listener's channel closed")
+                        }
+                        group.addTask {
+                            for try await notification in mine { self.heardOnSession(notification.payload) }
+                            throw CallQueueError(.unavailable, "the listener's channel closed")
+                        }
+                        group.addTask { try await self.heartbeatLoop(on: connection, session: session) }
+                        try await group.next()
+                        group.cancelAll()
+                    }
+                }
+            }
+        }
+
+        /// Renews the lease every heartbeat, at once first (a poll after a reconnect), and reconciles the
+        /// tickets the database lists with those this replica holds.
+        private func heartbeatLoop(on connection: PostgresConnection, session: UUID) async throws {
+            while true {
+                if !state.withLockedValue({ $0.heartbeatsPaused }) {
+                    try await heartbeat(on: connection, session: session)
+                }
+                try await Task.sleep(for: configuration.heartbeat)
+            }
+        }
+
+        func heartbeat(on connection: PostgresConnection, session: UUID) async throws {
+            let snapshot = state.withLockedValue { $0.registrations }
+            let sent = ContinuousClock.now
+            var listed: [Int64: (slot: Int32?, fence: Int64?)] = [:]
+            do {
+                let rows = try await connection.query(
+                    """
+                    SELECT ticket, slot, fence FROM \(unescaped: schema).cq_heartbeat(\(session), \
+                    make_interval(secs => \(configuration.lease.seconds)), \
+                    make_interval(secs => \(configuration.restartGrace.seconds)))
+                    """, logger: logger)
+                for try await (ticket, slot, fence) in rows.decode((Int64, Int32?, Int64?).self) {
+                    listed[ticket] = (slot, fence)
+                }
+            } catch let error as PSQLError where error.serverInfo?[.sqlState] == "P0001" {
+                sessionLost()
+                throw SessionLost()
+            }
+            var grants: [(Entry, ClusterPermit)] = []
+            var gone: [Entry] = []
+            state.withLockedValue { state in
+                state.leaseDeadline = sent + configuration.lease - configuration.safetyMargin
+                state.leaseLossReported = false
+                state.earlyGrants = state.earlyGrants.filter { listed[$0.key] != nil }
+                for (id, entry) in state.entries where entry.session == session {
+                    if let row = listed[id] {
+                        if !entry.granted, let slot = row.slot, let fence = row.fence {
+                            state.entries[id]?.granted = true
+                            grants.append((entry, ClusterPermit(slot: Int(slot), fence: fence)))
+                        }
+                    } else if entry.registered <= snapshot {
+                        state.entries[id] = nil
+                        gone.append(entry)
+                    }
+                }
+            }
+            for (entry, permit) in grants.sorted(by: { $0.0.ticket.id < $1.0.ticket.id }) {
+                logger.debug("call-queue grant found by heartbeat", metadata: ["ticket": "\(entry.ticket)"])
+                entry.events.granted(entry.ticket, permit: permit)
+            }
+            let error = CallQueueError(
+                .leaseLost, "the database no longer holds this call's ticket (its replica's lease expired)")
+            for entry in gone { entry.events.lost(error) }
+        }
+
+        func heardOnSession(_ payload: String) {
+            let parts = payload.split(separator: " ")
+            guard parts.count >= 2, let id = Int64(parts[1]) else { return }
+            switch parts[0] {
+            case "g":
+                guard parts.count == 4, let slot = Int(parts[2]), let fence = Int64(parts[3]) else { return }
+                let permit = ClusterPermit(slot: slot, fence: fence)
+                let entry = state.withLockedValue { state -> Entry? in
+                    if state.ignoresGrantNotifications { return nil }
+                    guard let entry = state.entries[id] else {
+                        state.earlyGrants[id] = permit
+                        return nil
+                    }
+                    if entry.granted { return nil }
+                    state.entries[id]?.granted = true
+                    return entry
+                }
+                entry?.events.granted(entry!.ticket, permit: permit)
+            case "c":
+                let entry = state.withLockedValue { $0.entries[id] }
+                entry?.events.cancelRequested()
+            default:
+                break
+            }
+        }
+
+        // MARK: Lease watch
+
+        /// Stops the running calls when the lease could not be renewed in time (``LeaseLossPolicy``).
+        func leaseWatch() async {
+            while !Task.isCancelled {
+                let deadline = state.withLockedValue { $0.leaseDeadline }
+                let now = ContinuousClock.now
+                if let deadline, now < deadline {
+                    try? await Task.sleep(until: min(deadline, now + configuration.heartbeat), clock: .continuous)
+                    continue
+                }
+                if deadline != nil { leaseExpired() }
+                try? await Task.sleep(for: min(configuration.heartbeat, .milliseconds(100)))
+            }
+        }
+
+        private func leaseExpired() {
+            let running = state.withLockedValue { state -> [Entry] in
+                guard !state.leaseLossReported else { return [] }
+                state.leaseLossReported = true
+                return state.entries.values.filter(\.granted)
+            }
+            guard !running.isEmpty else { return }
+            logger.error(
+                "call-queue replica could not renew its lease in time",
+                metadata: [
+                    "replica": "\(configuration.replica)", "running": "\(running.count)",
+                    "policy": "\(configuration.onLeaseLoss)",
+                ])
+            guard configuration.onLeaseLoss == .cancelRunning else { return }
+            let error = CallQueueError(
+                .leaseLost,
+                "replica '\(configuration.replica)' could not renew its lease within lease - safetyMargin; the call "
+                    + "was stopped before its slot could go to another replica")
+            for entry in running { entry.events.lost(error) }
+        }
+
+        // MARK: Background work
+
+        func reaperLoop() async {
+            while !Task.isCancelled {
+                let jitter = Double.random(in: 0.8...1.2)
+                try? await Task.sleep(for: configuration.reaperInterval * jitter)
+                if Task.isCancelled || state.withLockedValue({ $0.reaperPaused }) { continue }
+                do {
+                    try await client.query(
+                        """
+                        SELECT \(unescaped: schema).cq_reap(make_interval(secs => \(configuration.restartGrace.seconds)))
+                        """, logger: logger)
+                } catch {
+                    logger.debug("call-queue reaper failed; next period", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+
+        /// Gives tickets back, each retried with backoff until it takes effect or its session is gone.
+        func leaveLoop() async {
+            await withDiscardingTaskGroup { group in
+                for await _ in wakeups.leaveStream {
+                    let pending = state.withLockedValue { state in
+                        defer { state.pendingLeaves = [] }
+                        return state.pendingLeaves
+                    }
+                    for leave in pending {
+                        group.addTask { await self.perform(leave) }
+                    }
+                }
+            }
+        }
+
+        private func perform(_ leave: PendingLeave) async {
+            var delay = Duration.milliseconds(20)
+            while !Task.isCancelled {
+                do {
+                    try await client.query(
+                        """
+                        SELECT \(unescaped: schema).cq_leave(\(leave.ticket.id), \(leave.session), \(leave.done))
+                        """, logger: logger)
+                    return
+                } catch {
+                    logger.notice(
+                        "call-queue release failed; retrying",
+                        metadata: ["ticket": "\(leave.ticket)", "error": "\(error)"])
+                    try? await Task.sleep(for: delay)
+                    delay = min(delay * 2, configuration.heartbeat)
+                }
+            }
+        }
+
+        func heardMoved(_ group: String) {
+            let isNew = state.withLockedValue { $0.movedGroups.insert(group).inserted }
+            if isNew { wakeups.moved.yield() }
+        }
+
+        /// Tells this replica's waiting calls their places after their groups' lines moved, at most once per
+        /// refresh interval per group.
+        func positionLoop() async {
+            for await _ in wakeups.movedStream {
+                try? await Task.sleep(for: configuration.positionRefreshInterval)
+                let groups = state.withLockedValue { state in
+                    defer { state.movedGroups = [] }
+                    return state.movedGroups
+                }
+                for group in groups.sorted() {
+                    do {
+                        try await refreshPositions(in: group)
+                    } catch {
+                        logger.debug("call-queue position refresh failed", metadata: ["error": "\(error)"])
+                    }
+                }
+            }
+        }
+
+        func refreshPositions(in group: String) async throws {
+            let mine = state.withLockedValue { state in
+                state.entries.values.filter { !$0.granted && $0.ticket.group.name == group }
+            }
+            guard !mine.isEmpty else { return }
+            let rows = try await client.query(
+                """
+                SELECT id FROM \(unescaped: schema).cq_ticket WHERE grp = \(group) AND slot IS NULL ORDER BY id
+                """, logger: logger)
+            var ids: [Int64] = []
+            for try await id in rows.decode(Int64.self) { ids.append(id) }
+            var rank: [Int64: Int] = [:]
+            for (index, id) in ids.enumerated() { rank[id] = index }
+            for entry in mine {
+                guard let position = rank[entry.ticket.id] else { continue }
+                entry.events.positionChanged(position: position, queueSize: ids.count)
+            }
+        }
+
+        /// Ends the session on shutdown: its lease expires now and its slots go to the next in line.
+        func endSession() async {
+            let session = state.withLockedValue { state -> UUID? in
+                defer {
+                    state.isOpen = false
+                    state.startFailure = CallQueueError(.closed, "the permit source has stopped")
+                }
+                return state.isOpen ? state.session : nil
+            }
+            guard let session else { return }
+            do {
+                try await client.query(
+                    "UPDATE \(unescaped: schema).cq_session SET lease_until = now() WHERE id = \(session)",
+                    logger: logger)
+                try await client.query(
+                    "SELECT \(unescaped: schema).cq_reap(make_interval(secs => \(configuration.restartGrace.seconds)))",
+                    logger: logger)
+            } catch {
+                logger.notice(
+                    "call-queue could not end its session; it expires with its lease", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    extension Duration {
+        var seconds: Double {
+            let (whole, fraction) = components
+            return Double(whole) + Double(fraction) / 1e18
+        }
+    }
+#endif

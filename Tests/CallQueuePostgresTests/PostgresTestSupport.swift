@@ -1,0 +1,203 @@
+#if Postgres
+    import CallQueue
+    import Foundation
+    import Logging
+    import NIOConcurrencyHelpers
+    import PostgresNIO
+    import XCTest
+
+    @testable import CallQueuePostgres
+
+    /// The URL of the PostgreSQL server the tests use (`.ci/postgres.sh` starts one); the tests skip without it.
+    func postgresURL() throws -> String {
+        guard let url = ProcessInfo.processInfo.environment["CQ_POSTGRES_URL"], !url.isEmpty else {
+            throw XCTSkip(
+                "CQ_POSTGRES_URL is not set: the PostgreSQL tests need a server (`source .ci/postgres.sh && "
+                    + "postgres_start`, as .ci/run does)")
+        }
+        return url
+    }
+
+    let testLogger: Logger = {
+        var logger = Logger(label: "call-queue-postgres-tests")
+        logger.logLevel =
+            ProcessInfo.processInfo.environment["CQ_TEST_LOG"].flatMap { Logger.Level(rawValue: $0) } ?? .critical
+        return logger
+    }()
+
+    /// One database schema for one test, and the replicas that share it: each with its own pool, listener,
+    /// session and ``CallQueue``, running until the test stops it.
+    final class TestCluster: @unchecked Sendable {
+        let url: String
+        let schema: String
+        let slots: [ConcurrencyGroupID: Int]
+        let lease: Duration
+        private(set) var replicas: [TestReplica] = []
+        let admin: PostgresClient
+        private let adminTask: Task<Void, Never>
+
+        init(slots: [ConcurrencyGroupID: Int] = ["gpu": 1], lease: Duration = .seconds(2)) throws {
+            url = try postgresURL()
+            schema = "t_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20)
+            self.slots = slots
+            self.lease = lease
+            let settings = try PostgresPermitSource.connectionSettings(url: url)
+            admin = PostgresClient(configuration: settings.client, backgroundLogger: testLogger)
+            adminTask = Task { [admin] in await admin.run() }
+        }
+
+        func configuration(_ name: String) -> PostgresPermitSource.Configuration {
+            PostgresPermitSource.Configuration(
+                replica: name, groups: slots, schema: schema, lease: lease, heartbeat: lease / 5,
+                reaperInterval: .milliseconds(500), safetyMargin: lease / 4, restartGrace: .seconds(30),
+                positionRefreshInterval: .milliseconds(20), startTimeout: .seconds(20))
+        }
+
+        /// Starts a replica and waits until its session is open.
+        @discardableResult
+        func startReplica(
+            _ name: String, configure: (inout PostgresPermitSource.Configuration) -> Void = { _ in }
+        ) async throws -> TestReplica {
+            var configuration = configuration(name)
+            configure(&configuration)
+            let replica = try TestReplica(url: url, configuration: configuration, limits: slots)
+            replicas.append(replica)
+            _ = try await replica.source.openSession()
+            return replica
+        }
+
+        /// Runs SQL as an administrator (not through any replica).
+        @discardableResult
+        func sql(_ text: String) async throws -> [PostgresRow] {
+            var rows: [PostgresRow] = []
+            for try await row in try await admin.query(PostgresQuery(unsafeSQL: text), logger: testLogger) {
+                rows.append(row)
+            }
+            return rows
+        }
+
+        func count(_ condition: String) async throws -> Int {
+            let rows = try await sql("SELECT count(*) FROM \(schema).cq_ticket WHERE \(condition)")
+            return Int(try rows[0].decode(Int64.self))
+        }
+
+        func stop() async {
+            for replica in replicas { await replica.stop() }
+            _ = try? await sql("DROP SCHEMA IF EXISTS \(schema) CASCADE")
+            adminTask.cancel()
+        }
+    }
+
+    final class TestReplica: Sendable {
+        let name: String
+        let source: PostgresPermitSource
+        let queue: CallQueue
+        private let task: Task<Void, any Error>
+
+        init(url: String, configuration: PostgresPermitSource.Configuration, limits: [ConcurrencyGroupID: Int]) throws {
+            name = configuration.replica
+            let settings = try PostgresPermitSource.connectionSettings(url: url)
+            let client = PostgresClient(configuration: settings.client, backgroundLogger: testLogger)
+            let source = PostgresPermitSource(
+                client: client, listenerConfiguration: settings.listener, configuration: configuration,
+                logger: testLogger)
+            self.source = source
+            var groups: [ConcurrencyGroupID: ConcurrencyGroupConfiguration] = [:]
+            for (group, slots) in limits { groups[group] = .init(limit: .limited(slots)) }
+            queue = try CallQueue(
+                configuration: .init(
+                    groups: groups, positionUpdateInterval: .zero,
+                    permitSources: Dictionary(uniqueKeysWithValues: limits.keys.map { ($0, source) })))
+            task = Task {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { await client.run() }
+                    group.addTask { try await source.run() }
+                    try await group.next()
+                    group.cancelAll()
+                }
+            }
+        }
+
+        /// Stops the replica as a graceful shutdown would: its session ends and its slots go on at once.
+        func stop() async {
+            queue.close()
+            task.cancel()
+            _ = await task.result
+        }
+
+        /// The replica stops renewing its lease and reaping, as a hung or partitioned process would.
+        func freeze() {
+            source.state.withLockedValue {
+                $0.heartbeatsPaused = true
+                $0.reaperPaused = true
+            }
+        }
+
+        func missGrantNotifications() {
+            source.state.withLockedValue { $0.ignoresGrantNotifications = true }
+        }
+
+        /// Waits until the task holds a ticket in the database (its place in the cluster-wide line is taken).
+        func waitForTicket(_ id: TaskID, in cluster: TestCluster) async throws {
+            try await eventually("\(id) has a ticket") {
+                try await cluster.count("task = '\(id.rawValue)'") == 1
+            }
+        }
+    }
+
+    /// Polls `condition` until it holds; fails after a generous bound, which no test measures.
+    func eventually(
+        _ what: String, file: StaticString = #filePath, line: UInt = #line,
+        _ condition: () async throws -> Bool
+    ) async throws {
+        let giveUp = ContinuousClock.now + .seconds(60)
+        while try await !condition() {
+            if ContinuousClock.now > giveUp {
+                XCTFail("gave up waiting for \(what)", file: file, line: line)
+                return
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    /// Records things in the order they happen, from any task.
+    final class Log<Element: Sendable>: Sendable {
+        private let state = NIOLockedValueBox<[Element]>([])
+        func append(_ element: Element) { state.withLockedValue { $0.append(element) } }
+        var elements: [Element] { state.withLockedValue { $0 } }
+    }
+
+    /// Counts bodies running at once, across replicas, and the most seen.
+    final class Holders: Sendable {
+        private let state = NIOLockedValueBox<(now: Int, most: Int)>((0, 0))
+        func enter() {
+            state.withLockedValue {
+                $0.now += 1; $0.most = max($0.most, $0.now)
+            }
+        }
+        func leave() { state.withLockedValue { $0.now -= 1 } }
+        var most: Int { state.withLockedValue { $0.most } }
+    }
+
+    final class Latch: Sendable {
+        private let state = NIOLockedValueBox<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+        func open() {
+            let waiters = state.withLockedValue { state in
+                state.open = true
+                defer { state.waiters = [] }
+                return state.waiters
+            }
+            for waiter in waiters { waiter.resume() }
+        }
+        func wait() async {
+            await withCheckedContinuation { continuation in
+                let now = state.withLockedValue { state in
+                    if state.open { return true }
+                    state.waiters.append(continuation)
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+        }
+    }
+#endif
