@@ -42,6 +42,7 @@
             var heartbeatsPaused = false
             var ignoresGrantNotifications = false
             var reaperPaused = false
+            var leavesPaused = false
         }
 
         /// Signals that wake the background loops.
@@ -422,7 +423,8 @@
         func leaveLoop() async {
             await withDiscardingTaskGroup { group in
                 for await _ in wakeups.leaveStream {
-                    let pending = state.withLockedValue { state in
+                    let pending = state.withLockedValue { state -> [PendingLeave] in
+                        if state.leavesPaused { return [] }
                         defer { state.pendingLeaves = [] }
                         return state.pendingLeaves
                     }
