@@ -82,7 +82,12 @@ let package = Package(
         .target(name: "FakeNVMLLegacy", path: "Tests/FakeNVMLLegacy"),
         .executableTarget(
             name: "CallQueueDemo",
-            dependencies: ["CallQueue"],
+            dependencies: [
+                "CallQueue",
+                "CallQueuePostgres",
+                .product(name: "PostgresNIO", package: "postgres-nio", condition: .when(traits: ["Postgres"])),
+                .product(name: "Logging", package: "swift-log", condition: .when(traits: ["Postgres"])),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -14,9 +14,13 @@ struct DemoOptions {
     var seed: UInt64 = 42
     /// Largest batch of GPU calls; 1 runs them one by one.
     var batch = 1
+    /// With the `Postgres` trait: the database that makes "gpu" one line across replica processes.
+    var postgres: String?
+    var replica = "replica-1"
 
     static let usage = """
         usage: CallQueueDemo [--clients N] [--slots N] [--duration SECONDS] [--batch N] [--plain] [--json] [--seed N]
+                             [--postgres URL --replica NAME]
 
           --clients N         simulated clients arriving over the run (default 24)
           --slots N           slots of the "gpu" group, one per GPU (default 2)
@@ -25,6 +29,9 @@ struct DemoOptions {
           --plain             no live view: one line per event (the default when output is not a terminal)
           --json              print the final report as JSON
           --seed N            the random seed for arrivals, steps, failures and cancellations (default 42)
+          --postgres URL      make "gpu" one line across replica processes sharing this database
+                              (build with --traits Postgres; e.g. postgres://user@127.0.0.1:5432/db)
+          --replica NAME      this process's name in the cluster, and the prefix of its task ids (default replica-1)
         """
 
     init(arguments: [String]) throws {
@@ -48,6 +55,12 @@ struct DemoOptions {
             case "--seed":
                 guard let seed = UInt64(try value(argument)) else { throw DemoError("--seed takes a whole number") }
                 self.seed = seed
+            case "--postgres": postgres = try value(argument)
+            case "--replica":
+                let name = try value(argument)
+                guard !name.isEmpty, name.count <= 40, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" })
+                else { throw DemoError("--replica takes 1 to 40 letters, digits and dashes") }
+                replica = name
             case "--help", "-h": throw DemoError(Self.usage, isHelp: true)
             default: throw DemoError("unknown argument \(argument)\n\n\(Self.usage)")
             }

@@ -1,4 +1,5 @@
 import CallQueue
+import Foundation
 
 /// A simulated image-generation server: a "gpu" group with one slot per GPU and an unlimited "cpu" group for
 /// upscaling, served through one `CallQueue`.
@@ -17,11 +18,14 @@ struct SimulatedServer {
     }
 
     let queue: CallQueue
+    /// With `--postgres`: records each GPU call's grant.
+    var cluster: DemoCluster? = nil
     /// With `--batch N` above 1: GPU requests run together, up to N per batch in one slot.
     let batcher: Batcher<Request, String>?
 
-    init(queue: CallQueue, batchSize: Int) {
+    init(queue: CallQueue, batchSize: Int, cluster: DemoCluster? = nil) {
         self.queue = queue
+        self.cluster = cluster
         guard batchSize > 1 else {
             batcher = nil
             return
@@ -59,6 +63,8 @@ struct SimulatedServer {
         let generate = wrapGPUCall(queue, group: request.group, fallback: .value("")) {
             (id: String, steps: Int) -> String in
             let context = CallContext.current!
+            let started = Date()
+            defer { cluster?.record(context, from: started) }
             for step in 1...steps {
                 try await Task.sleep(for: request.stepDuration)
                 if request.fails && step == steps / 2 { throw GenerationFailed() }

@@ -14,6 +14,13 @@ do {
     exit(error.isHelp ? 0 : 2)
 }
 
+let cluster: DemoCluster?
+do {
+    cluster = try DemoCluster.start(options)
+} catch {
+    print(error)
+    exit(2)
+}
 let selection = DeviceMonitorSelection.automatic()
 let sampler = MemorySampler(monitor: selection.monitor, pollRate: 8)
 let printer = EventPrinter(enabled: !options.interactive && !options.json)
@@ -25,10 +32,11 @@ let queue = try CallQueue(
         ],
         initialRunTimeEstimate: .seconds(1),
         observer: printer,
-        memorySampler: sampler
+        memorySampler: sampler,
+        permitSources: cluster?.permitSources ?? [:]
     )
 )
-let server = SimulatedServer(queue: queue, batchSize: options.batch)
+let server = SimulatedServer(queue: queue, batchSize: options.batch, cluster: cluster)
 
 var random = SeededRandom(state: options.seed)
 let requests: [(arrival: Duration, request: SimulatedServer.Request)] = (0..<options.clients).map { index in
@@ -38,7 +46,10 @@ let requests: [(arrival: Duration, request: SimulatedServer.Request)] = (0..<opt
     return (
         arrival,
         SimulatedServer.Request(
-            id: TaskID(String(format: "task(client-%03d)", index)),
+            id: TaskID(
+                cluster == nil
+                    ? String(format: "task(client-%03d)", index)
+                    : String(format: "task(%@-client-%03d)", options.replica, index)),
             group: onGPU ? "gpu" : "cpu",
             steps: Int.random(in: 8...20, using: &random),
             stepDuration: .milliseconds(onGPU ? Int.random(in: 50...90, using: &random) : 20),
@@ -53,6 +64,9 @@ if !options.json {
         "swift-call-queue demo: \(options.clients) clients over \(options.duration) s, \(options.gpuSlots) GPU slots"
             + (options.batch > 1 ? ", batches of up to \(options.batch)" : ""))
     print("memory: \(selection)")
+    if cluster != nil {
+        print("cluster: \"gpu\" is one line across replicas sharing the database; this is \(options.replica)")
+    }
 }
 
 let start = ContinuousClock.now
@@ -79,6 +93,7 @@ let wallTime = ContinuousClock.now - start
 liveView?.cancel()
 await liveView?.value
 sampler.stop()
+await cluster?.stop()
 
 let report = Report(
     responses: responses.sorted { $0.0.id.rawValue < $1.0.id.rawValue },
@@ -90,4 +105,9 @@ if options.json {
     print(report.json())
 } else {
     report.printText()
+    if let cluster {
+        let grants = cluster.grants.withLock { $0 }
+        print("\n\(grants.count) cluster grants on \(options.replica):")
+        for line in grants { print(line) }
+    }
 }
