@@ -11,7 +11,7 @@
 /// `CallQueuePostgres` (package trait `Postgres`) provides `PostgresPermitSource`. A source of your own
 /// must keep these rules:
 /// - grants go to tickets in the order ``enqueue(_:)`` returned them, within a group;
-/// - ``ClusterTicketEvents/granted(_:)`` is called at most once per ticket with effect (repeats are ignored);
+/// - ``ClusterTicketEvents/granted(_:permit:)`` is called at most once per ticket with effect (repeats are ignored);
 /// - ``leave(_:finished:)`` is idempotent and never blocks; the source retries it until it takes effect or the
 ///   ticket is gone.
 public protocol ClusterPermitSource: Sendable {
