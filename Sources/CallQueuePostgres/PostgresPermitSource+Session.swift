@@ -21,6 +21,8 @@
             var ticket: ClusterTicket
             var session: UUID
             var done: String?
+            /// Whether the call's run counts in the group's run time (it ran, and was not cancelled).
+            var timed: Bool
         }
 
         struct State {
@@ -441,7 +443,7 @@
                 do {
                     try await client.query(
                         """
-                        SELECT \(unescaped: schema).cq_leave(\(leave.ticket.id), \(leave.session), \(leave.done))
+                        SELECT \(unescaped: schema).cq_leave(\(leave.ticket.id), \(leave.session), \(leave.done), \(leave.timed))
                         """, logger: logger)
                     return
                 } catch {
@@ -485,15 +487,21 @@
             guard !mine.isEmpty else { return }
             let rows = try await client.query(
                 """
-                SELECT id FROM \(unescaped: schema).cq_ticket WHERE grp = \(group) AND slot IS NULL ORDER BY id
+                SELECT id, (SELECT hold_ms FROM \(unescaped: schema).cq_group WHERE name = \(group))
+                FROM \(unescaped: schema).cq_ticket WHERE grp = \(group) AND slot IS NULL ORDER BY id
                 """, logger: logger)
             var ids: [Int64] = []
-            for try await id in rows.decode(Int64.self) { ids.append(id) }
+            var holdMs: Double?
+            for try await (id, hold) in rows.decode((Int64, Double?).self) {
+                ids.append(id)
+                holdMs = hold
+            }
             var rank: [Int64: Int] = [:]
             for (index, id) in ids.enumerated() { rank[id] = index }
             for entry in mine {
                 guard let position = rank[entry.ticket.id] else { continue }
-                entry.events.positionChanged(position: position, queueSize: ids.count)
+                entry.events.positionChanged(
+                    position: position, queueSize: ids.count, runTimeEstimate: holdMs.map { .milliseconds($0) })
             }
         }
 

@@ -164,18 +164,19 @@
                     group: request.group)
             }
             let session = try await openSession()
-            let row: (Int64, Int32?, Int64?, Int64, Int64)
+            let row: (Int64, Int32?, Int64?, Int64, Int64, Double?)
             do {
                 let rows = try await client.query(
                     """
-                    SELECT ticket, slot, fence, ahead, waiting FROM \(unescaped: schema).cq_enqueue(\
+                    SELECT e.ticket, e.slot, e.fence, e.ahead, e.waiting,
+                      (SELECT hold_ms FROM \(unescaped: schema).cq_group WHERE name = \(request.group.name))
+                    FROM \(unescaped: schema).cq_enqueue(\
                     \(request.group.name), \(session), \(request.taskID?.rawValue), \
-                    make_interval(secs => \(configuration.restartGrace.seconds)))
+                    make_interval(secs => \(configuration.restartGrace.seconds))) e
                     """, logger: logger)
                 guard
-                    let first = try await rows.decode((Int64, Int32?, Int64?, Int64, Int64).self).first(where: { _ in
-                        true
-                    })
+                    let first = try await rows.decode((Int64, Int32?, Int64?, Int64, Int64, Double?).self).first(
+                        where: { _ in true })
                 else { throw CallQueueError(.unavailable, "cq_enqueue returned no row") }
                 row = first
             } catch {
@@ -186,17 +187,20 @@
             if let grant {
                 request.events.granted(ticket, permit: grant)
             } else {
-                request.events.positionChanged(position: Int(row.3), queueSize: Int(row.4))
+                request.events.positionChanged(
+                    position: Int(row.3), queueSize: Int(row.4),
+                    runTimeEstimate: row.5.map { .milliseconds($0) })
             }
             return ticket
         }
 
         public func leave(_ ticket: ClusterTicket, finished: TaskStatus?) {
             let done = finished.flatMap { try? String(decoding: JSONEncoder().encode($0), as: UTF8.self) }
+            let timed = finished?.state.finished.map { $0.started && $0.outcome != .cancelled } ?? false
             state.withLockedValue { state in
                 let session = state.entries.removeValue(forKey: ticket.id)?.session ?? state.session
                 guard let session else { return }
-                state.pendingLeaves.append(PendingLeave(ticket: ticket, session: session, done: done))
+                state.pendingLeaves.append(PendingLeave(ticket: ticket, session: session, done: done, timed: timed))
             }
             wakeups.leaves.yield()
         }

@@ -153,7 +153,7 @@
                 """,
                 // Leaving the line and giving a slot back are one call; false: the ticket was already gone.
                 """
-                CREATE FUNCTION \(s).cq_leave(tk bigint, sess uuid, done text) RETURNS boolean LANGUAGE plpgsql AS $$
+                CREATE FUNCTION \(s).cq_leave(tk bigint, sess uuid, done text, timed boolean) RETURNS boolean LANGUAGE plpgsql AS $$
                 DECLARE g text; held_ms double precision; tsk text;
                 BEGIN
                   SELECT grp INTO g FROM \(s).cq_ticket WHERE id = tk AND session = sess;
@@ -162,7 +162,7 @@
                   DELETE FROM \(s).cq_ticket WHERE id = tk AND session = sess
                     RETURNING extract(epoch FROM now() - granted_at) * 1000, task INTO held_ms, tsk;
                   IF NOT FOUND THEN RETURN false; END IF;
-                  IF held_ms IS NOT NULL AND done IS NOT NULL THEN
+                  IF held_ms IS NOT NULL AND timed THEN
                     UPDATE \(s).cq_group SET hold_ms = coalesce(hold_ms * 0.8 + held_ms * 0.2, held_ms) WHERE name = g;
                   END IF;
                   IF done IS NOT NULL AND tsk IS NOT NULL THEN

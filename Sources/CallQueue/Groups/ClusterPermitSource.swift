@@ -93,9 +93,12 @@ public final class ClusterTicketEvents: Sendable {
     }
 
     /// The ticket's place in the cluster-wide line changed: `position` waiting calls are ahead of it,
-    /// `queueSize` wait in all.
-    public func positionChanged(position: Int, queueSize: Int) {
-        lifecycle?.clusterPositionChanged(self, position: max(0, position), queueSize: max(1, queueSize))
+    /// `queueSize` wait in all. `runTimeEstimate`, when the source knows it, is the group's typical run time
+    /// across all replicas; the group's ETAs use it instead of this process's own figure.
+    public func positionChanged(position: Int, queueSize: Int, runTimeEstimate: Duration? = nil) {
+        lifecycle?.clusterPositionChanged(
+            self, position: max(0, position), queueSize: max(1, queueSize),
+            runTimeEstimate: runTimeEstimate.map { min(max($0, .zero), .etaLimit) })
     }
 
     /// The ticket is lost (the replica's lease passed, its session was reaped): a waiting call fails with

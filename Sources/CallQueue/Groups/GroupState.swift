@@ -43,6 +43,11 @@ final class GroupState: @unchecked Sendable {
     var senderActive = false
     /// A cluster-wide group's running calls: their cluster tickets, to give back when they finish.
     var clusterHeld: [UInt64: (ticket: ClusterTicket, taskID: TaskID?)] = [:]
+    /// A cluster-wide group's run time across all replicas, as its permit source last reported it.
+    var clusterRunTime: Duration?
+
+    /// The run time ETAs assume: the cluster-wide figure when the source reports one, else this process's.
+    var runTimeEstimate: Duration { clusterRunTime ?? estimator.estimate }
 
     init(
         id: ConcurrencyGroupID,

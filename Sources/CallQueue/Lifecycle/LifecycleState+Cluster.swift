@@ -65,9 +65,11 @@ extension LifecycleState {
     /// The call's place in the cluster-wide line changed; its readers hear of it with the group's next
     /// position flush.
     mutating func clusterPositionChanged(
-        _ localTicket: UInt64, in groupID: ConcurrencyGroupID, position: Int, queueSize: Int, effects: inout Effects
+        _ localTicket: UInt64, in groupID: ConcurrencyGroupID, position: Int, queueSize: Int,
+        runTimeEstimate: Duration?, effects: inout Effects
     ) {
         guard let group = groups[groupID], group.line.contains(ticket: localTicket) else { return }
+        if let runTimeEstimate { group.clusterRunTime = runTimeEstimate }
         group.line.update(ticket: localTicket) { $0.clusterPlace = (position, queueSize) }
         moved(groupID, effects: &effects)
     }

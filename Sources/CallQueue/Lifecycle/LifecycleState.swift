@@ -170,13 +170,13 @@ struct LifecycleState {
     }
 
     func estimate(for group: ConcurrencyGroupID) -> Duration {
-        groups[group]?.estimator.estimate ?? settings.initialRunTimeEstimate
+        groups[group]?.runTimeEstimate ?? settings.initialRunTimeEstimate
     }
 
     /// Gradio's wait formula with our estimate: the time until a slot frees (when all are taken), plus one
     /// run per `limit` calls ahead. Clamped to `0...Duration.etaLimit`.
     func estimatedWait(in group: GroupState, position: Int, now: ContinuousClock.Instant) -> Duration {
-        let estimate = group.estimator.estimate.seconds
+        let estimate = group.runTimeEstimate.seconds
         guard group.isScheduled else { return .clampedSeconds(estimate * Double(position)) }
         guard let limit = group.limit else { return .zero }
         var untilSlotFrees = 0.0
@@ -606,7 +606,7 @@ struct LifecycleState {
             ?? GroupState(
                 id: task.group, configuration: nil, isDeclared: false, isScheduled: false,
                 prior: settings.initialRunTimeEstimate)
-        let estimate = group.estimator.estimate
+        let estimate = group.runTimeEstimate
         switch task.phase {
         case .waiting(let ticket):
             let place = group.line.entry(ticket: ticket)?.clusterPlace

@@ -33,11 +33,14 @@ extension TaskLifecycle {
         run(effects)
     }
 
-    func clusterPositionChanged(_ events: ClusterTicketEvents, position: Int, queueSize: Int) {
+    func clusterPositionChanged(
+        _ events: ClusterTicketEvents, position: Int, queueSize: Int, runTimeEstimate: Duration?
+    ) {
         var effects = LifecycleState.Effects()
         state.withLock {
             $0.clusterPositionChanged(
-                events.localTicket, in: events.group, position: position, queueSize: queueSize, effects: &effects)
+                events.localTicket, in: events.group, position: position, queueSize: queueSize,
+                runTimeEstimate: runTimeEstimate, effects: &effects)
         }
         run(effects)
     }

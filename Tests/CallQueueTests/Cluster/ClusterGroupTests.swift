@@ -53,6 +53,23 @@ final class ClusterGroupTests: XCTestCase {
         XCTAssertEqual(cluster.finished("job3")?.state.finished?.outcome, .succeeded)
     }
 
+    func testETAsUseTheClusterWideRunTime() async throws {
+        let cluster = InMemoryCluster(slots: 1)
+        cluster.runTime.withLock { $0 = .seconds(40) }
+        let a = try replica("a", of: cluster)
+        let gate = Gate()
+        let holder = try a.submit(id: "holder", group: "gpu") { _ in await gate.wait() }
+        await waitForStatus(a, "holder") { $0.isRunning }
+        let waiter = try a.submit(id: "waiter", group: "gpu") { _ in }
+        // This process has no run time of its own yet (its prior is 10 s); the cluster says 40 s.
+        await waitForStatus(a, "waiter") { ($0.queued?.eta ?? .zero) > .seconds(70) }
+        let eta = try a.status(of: "waiter").state.queued?.eta ?? .zero
+        XCTAssertLessThanOrEqual(eta, .seconds(80))
+        gate.open()
+        try await holder.value
+        try await waiter.value
+    }
+
     func testCancelWaitingByIdGivesItsTicketBack() async throws {
         let cluster = InMemoryCluster(slots: 1)
         let a = try replica("a", of: cluster)

@@ -26,6 +26,8 @@ final class InMemoryCluster: Sendable {
 
     private let state: LockedState<State>
     let failEnqueues = LockedState<CallQueueError?>(nil)
+    /// The run time it reports with positions, as a cluster-wide figure would be.
+    let runTime = LockedState<Duration?>(nil)
 
     init(slots: Int) {
         state = LockedState(State(slots: slots))
@@ -59,7 +61,7 @@ final class InMemoryCluster: Sendable {
             state.enqueueOrder.append(ticket.id)
             state.waiting.append(
                 Ticket(ticket: ticket, events: request.events, taskID: request.taskID, replica: replica))
-            return (ticket, Self.advance(&state))
+            return (ticket, advance(&state))
         }
         for report in reports { report() }
         return ticket
@@ -72,13 +74,14 @@ final class InMemoryCluster: Sendable {
             if state.holders.removeValue(forKey: ticket.id) == nil {
                 state.waiting.removeAll { $0.ticket.id == ticket.id }
             }
-            return Self.advance(&state)
+            return advance(&state)
         }
         for report in reports { report() }
     }
 
     /// Grants free slots to the oldest waiters, then tells every waiter its place.
-    private static func advance(_ state: inout State) -> [Report] {
+    private func advance(_ state: inout State) -> [Report] {
+        let runTime = self.runTime.withLock { $0 }
         var reports: [Report] = []
         while state.holders.count < state.slots, !state.waiting.isEmpty {
             let next = state.waiting.removeFirst()
@@ -93,7 +96,9 @@ final class InMemoryCluster: Sendable {
         }
         let size = state.waiting.count
         for (position, waiter) in state.waiting.enumerated() {
-            reports.append { waiter.events.positionChanged(position: position, queueSize: size) }
+            reports.append {
+                waiter.events.positionChanged(position: position, queueSize: size, runTimeEstimate: runTime)
+            }
         }
         return reports
     }
@@ -105,7 +110,7 @@ final class InMemoryCluster: Sendable {
             state.waiting.removeAll { $0.replica == replica }
             let lostHolders = state.holders.values.filter { $0.ticket.replica == replica }.map(\.ticket)
             for holder in lostHolders { state.holders[holder.ticket.id] = nil }
-            return (lostWaiting + lostHolders, Self.advance(&state))
+            return (lostWaiting + lostHolders, advance(&state))
         }
         for ticket in lost { ticket.events.lost(CallQueueError(.leaseLost, "lease of \(replica) lost")) }
         for report in reports { report() }
