@@ -7,6 +7,14 @@ let strictSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
 ]
 
+/// What the cluster-wide groups build on, with the `Postgres` trait only.
+let postgresDependencies: [Target.Dependency] = [
+    .product(name: "PostgresNIO", package: "postgres-nio", condition: .when(traits: ["Postgres"])),
+    .product(name: "ServiceLifecycle", package: "swift-service-lifecycle", condition: .when(traits: ["Postgres"])),
+    .product(name: "Logging", package: "swift-log", condition: .when(traits: ["Postgres"])),
+    .product(name: "NIOConcurrencyHelpers", package: "swift-nio", condition: .when(traits: ["Postgres"])),
+]
+
 let package = Package(
     name: "swift-call-queue",
     platforms: [.macOS(.v15)],
@@ -68,14 +76,8 @@ let package = Package(
         .target(
             name: "CallQueuePostgres",
             dependencies: [
-                "CallQueue",
-                .product(name: "PostgresNIO", package: "postgres-nio", condition: .when(traits: ["Postgres"])),
-                .product(
-                    name: "ServiceLifecycle", package: "swift-service-lifecycle",
-                    condition: .when(traits: ["Postgres"])),
-                .product(name: "Logging", package: "swift-log", condition: .when(traits: ["Postgres"])),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio", condition: .when(traits: ["Postgres"])),
-            ],
+                "CallQueue"
+            ] + postgresDependencies,
             swiftSettings: strictSettings
         ),
         .target(name: "FakeNVML", path: "Tests/FakeNVML"),
@@ -95,13 +97,7 @@ let package = Package(
             dependencies: [
                 "CallQueue",
                 "CallQueuePostgres",
-                .product(name: "PostgresNIO", package: "postgres-nio", condition: .when(traits: ["Postgres"])),
-                .product(
-                    name: "ServiceLifecycle", package: "swift-service-lifecycle",
-                    condition: .when(traits: ["Postgres"])),
-                .product(name: "Logging", package: "swift-log", condition: .when(traits: ["Postgres"])),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio", condition: .when(traits: ["Postgres"])),
-            ],
+            ] + postgresDependencies,
             swiftSettings: strictSettings
         ),
         .testTarget(
