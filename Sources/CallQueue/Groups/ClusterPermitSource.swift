@@ -102,7 +102,9 @@ public final class ClusterTicketEvents: Sendable {
     }
 
     /// The ticket is lost (the replica's lease passed, its session was reaped): a waiting call fails with
-    /// `error`; a running call is cancelled and then fails with `error`.
+    /// `error`; a running tracked call (a job, a `run…` call with a task) is cancelled and then fails with
+    /// `error`. An untracked call (``CallQueue/runQueued(group:weight:deadline:isolation:_:)``) has no task to
+    /// cancel and runs to its end.
     public func lost(_ error: CallQueueError) {
         lifecycle?.clusterLost(self, error: error)
     }
