@@ -6,6 +6,7 @@ Every wait has a generous bound: a failure is a missing behaviour, never a slow 
 """
 import sys
 import time
+import urllib.request
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -14,6 +15,12 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 BASE, SCREENSHOT = sys.argv[1], sys.argv[2]
 BOUND = 120  # seconds, a bound on waiting, not a measurement
+
+
+def debug(action):
+    """Holds (`hold`) or lets go (`release`) the simulated GPU between steps, so that no step of the test
+    races the jobs."""
+    urllib.request.urlopen(urllib.request.Request(f"{BASE}/debug/{action}", method="POST")).read()
 
 
 def make_driver():
@@ -50,11 +57,14 @@ def main():
         driver.get(BASE + "/")
         prompt = driver.find_element(By.NAME, "prompt")
         steps = driver.find_element(By.NAME, "steps")
-        steps.clear()
-        steps.send_keys("15")
-        for text in ("a red fox", "a blue whale", "a green forest"):
+        # The jobs wait before their first step until the places have been seen.
+        debug("hold")
+        # The second job is longer, so that the third is still waiting when the test holds the GPU again.
+        for text, count in (("a red fox", "15"), ("a blue whale", "40"), ("a green forest", "15")):
             prompt.clear()
             prompt.send_keys(text)
+            steps.clear()
+            steps.send_keys(count)
             count = len(cards(driver))
             driver.find_element(By.CSS_SELECTOR, "#submit button").click()
             WebDriverWait(driver, BOUND).until(lambda d: len(cards(d)) == count + 1)
@@ -71,14 +81,18 @@ def main():
 
         # The first runs, the second is 1st in line, the third 2nd.
         watch(lambda c: c[2][2].startswith("2nd in line") and c[1][2].startswith("1st in line"))
+        debug("release")
         # The running job's progress bar moves.
         watch(lambda c: 0 < c[0][3] < 1)
         first_progress = cards(driver)[0][3]
         watch(lambda c: c[0][3] > first_progress or c[0][1] == "finished")
         # When the first finishes, the third moves up to 1st in line; cancel it from the page then.
+        # The second job is held while the third is cancelled, so that it cannot finish first.
         watch(lambda c: c[2][2].startswith("1st in line"))
+        debug("hold")
         driver.find_elements(By.CSS_SELECTOR, ".job")[0].find_element(By.CSS_SELECTOR, ".cancel").click()
         watch(lambda c: c[2][2] == "cancelled")
+        debug("release")
         # Two images load: the first and the second job's.
         watch(lambda c: c[0][4] and c[1][4])
         assert not cards(driver)[2][4], "the cancelled job has no image"

@@ -164,6 +164,15 @@ public struct ImageServer: Sendable {
             gpu.resetStats()
             return try Self.json(["reset": true])
         }
+        // For the browser test: hold every running job between steps, and let them go.
+        router.post("debug/hold") { _, _ -> Response in
+            gpu.hold(true)
+            return try Self.json(["held": true])
+        }
+        router.post("debug/release") { _, _ -> Response in
+            gpu.hold(false)
+            return try Self.json(["held": false])
+        }
 
         router.get("queue") { _, _ -> Response in
             try Self.json(QueueReport(groups: queue.groups, mostRunningBodies: gpu.mostRunningAtOnce))

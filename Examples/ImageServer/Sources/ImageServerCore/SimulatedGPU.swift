@@ -116,6 +116,15 @@ public final class SimulatedGPU: Sendable {
         }
     }
 
+    /// While set, every running job waits before its next step (`POST /debug/hold`): tests watch places and
+    /// cancel without racing the simulated GPU.
+    private let holding = Mutex(false)
+
+    /// Holds or releases every running job between steps.
+    public func hold(_ on: Bool) {
+        holding.withLock { $0 = on }
+    }
+
     /// The job's body: runs in a slot of the "gpu" group.
     func generate(
         prompt: String, steps: Int, seed: UInt64, stepDuration: Duration? = nil, context: CallContext
@@ -137,6 +146,7 @@ public final class SimulatedGPU: Sendable {
         let painter = Painter(prompt: prompt, seed: seed)
         for step in 1...steps {
             try Task.checkCancellation()
+            while holding.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(10)) }
             if stepDuration > .zero { try await Task.sleep(for: stepDuration) }
             let preview = picture(painter, size: Self.previewSize, step: step, of: steps)
             previews.withLock { $0.images[context.taskID] = preview }
