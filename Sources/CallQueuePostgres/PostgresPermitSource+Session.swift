@@ -2,6 +2,7 @@
     import CallQueue
     import Foundation
     import Logging
+    import NIOConcurrencyHelpers
     import PostgresNIO
 
     // The replica's session: its tickets, the listener connection with the heartbeat on it, the lease watch,
@@ -36,6 +37,9 @@
             /// Grants heard before their enqueue returned.
             var earlyGrants: [Int64: ClusterPermit] = [:]
             var pendingLeaves: [PendingLeave] = []
+            /// Tickets given back whose release has not yet been confirmed; a heartbeat that still lists one
+            /// sends its release again (a query can be lost with a connection the server cut).
+            var leaving: [Int64: PendingLeave] = [:]
             /// When this replica must stop its running calls unless a heartbeat renews the lease first.
             var leaseDeadline: ContinuousClock.Instant? = nil
             var leaseLossReported = false
@@ -45,6 +49,7 @@
             var ignoresGrantNotifications = false
             var reaperPaused = false
             var leavesPaused = false
+            var losesNextRelease = false
         }
 
         /// Signals that wake the background loops.
@@ -313,12 +318,22 @@
                 sessionLost()
                 throw SessionLost()
             }
+            var resend = false
             var grants: [(Entry, ClusterPermit)] = []
             var gone: [Entry] = []
             state.withLockedValue { state in
                 state.leaseDeadline = sent + configuration.lease - configuration.safetyMargin
                 state.leaseLossReported = false
                 state.earlyGrants = state.earlyGrants.filter { listed[$0.key] != nil }
+                // Releases not yet confirmed: still listed, they are sent again; gone, they are done.
+                for (id, leave) in state.leaving where leave.session == session {
+                    if listed[id] != nil {
+                        state.pendingLeaves.append(leave)
+                        resend = true
+                    } else {
+                        state.leaving[id] = nil
+                    }
+                }
                 for (id, entry) in state.entries where entry.session == session {
                     if let row = listed[id] {
                         if !entry.granted, let slot = row.slot, let fence = row.fence {
@@ -331,6 +346,7 @@
                     }
                 }
             }
+            if resend { wakeups.leaves.yield() }
             for (entry, permit) in grants.sorted(by: { $0.0.ticket.id < $1.0.ticket.id }) {
                 logger.debug("call-queue grant found by heartbeat", metadata: ["ticket": "\(entry.ticket)"])
                 entry.events.granted(entry.ticket, permit: permit)
@@ -441,10 +457,20 @@
             var delay = Duration.milliseconds(20)
             while !Task.isCancelled {
                 do {
-                    try await client.query(
-                        """
-                        SELECT \(unescaped: schema).cq_leave(\(leave.ticket.id), \(leave.session), \(leave.done), \(leave.timed))
-                        """, logger: logger)
+                    if state.withLockedValue({ state in
+                        defer { state.losesNextRelease = false }; return state.losesNextRelease
+                    }) {
+                        return  // a test's lost release: never sent, never confirmed
+                    }
+                    // Bounded: a query sent on a connection the server has just cut can stay unanswered; the
+                    // release is idempotent, so a late answer to an abandoned attempt does no harm.
+                    try await within(configuration.heartbeat + .seconds(1)) { [client, schema, logger] in
+                        try await client.query(
+                            """
+                            SELECT \(unescaped: schema).cq_leave(\(leave.ticket.id), \(leave.session), \(leave.done), \(leave.timed))
+                            """, logger: logger)
+                    }
+                    state.withLockedValue { _ = $0.leaving.removeValue(forKey: leave.ticket.id) }
                     return
                 } catch {
                     logger.notice(
@@ -452,6 +478,35 @@
                         metadata: ["ticket": "\(leave.ticket)", "error": "\(error)"])
                     try? await Task.sleep(for: delay)
                     delay = min(delay * 2, configuration.heartbeat)
+                }
+            }
+        }
+
+        /// Runs `operation`, giving up after `limit` without waiting for it (it may finish later, unobserved).
+        private func within(
+            _ limit: Duration, _ operation: @escaping @Sendable () async throws -> Void
+        ) async throws {
+            let finished = NIOLockedValueBox(false)
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                @Sendable func finish(_ result: Result<Void, any Error>) {
+                    let first = finished.withLockedValue { done in
+                        defer { done = true }
+                        return !done
+                    }
+                    if first { continuation.resume(with: result) }
+                }
+                let work = Task {
+                    do {
+                        try await operation()
+                        finish(.success(()))
+                    } catch {
+                        finish(.failure(error))
+                    }
+                }
+                Task {
+                    try? await Task.sleep(for: limit)
+                    work.cancel()
+                    finish(.failure(CallQueueError(.unavailable, "the database did not answer within \(limit)")))
                 }
             }
         }

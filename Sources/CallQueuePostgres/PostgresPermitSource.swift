@@ -200,7 +200,9 @@
             state.withLockedValue { state in
                 let session = state.entries.removeValue(forKey: ticket.id)?.session ?? state.session
                 guard let session else { return }
-                state.pendingLeaves.append(PendingLeave(ticket: ticket, session: session, done: done, timed: timed))
+                let leave = PendingLeave(ticket: ticket, session: session, done: done, timed: timed)
+                state.pendingLeaves.append(leave)
+                state.leaving[ticket.id] = leave
             }
             wakeups.leaves.yield()
         }

@@ -176,6 +176,26 @@
             XCTAssertEqual(slot, 0)
         }
 
+        /// A release whose query is lost (sent on a connection the server cut, never answered): the heartbeat
+        /// still lists the ticket and sends the release again.
+        func testALostReleaseIsSentAgainByTheHeartbeat() async throws {
+            let cluster = try TestCluster()
+            defer { Task { await cluster.stop() } }
+            let a = try await cluster.startReplica("a")
+            let b = try await cluster.startReplica("b")
+            let latch = Latch()
+            let holder = try a.queue.submit(id: "holder", group: "gpu") { _ in await latch.wait() }
+            try await eventually("holding") { try await cluster.count("slot IS NOT NULL") == 1 }
+            let next = try b.queue.submit(id: "next", group: "gpu") { context in context.permit?.slot }
+            try await b.waitForTicket("next", in: cluster)
+            a.loseNextRelease()
+            latch.open()
+            try await holder.value
+            let slot = try await next.value
+            XCTAssertEqual(slot, 0)
+            try await eventually("released") { try await cluster.count("true") == 0 }
+        }
+
         func testACancelRacingAGrantPassesTheSlotOn() async throws {
             let cluster = try TestCluster()
             defer { Task { await cluster.stop() } }

@@ -135,6 +135,10 @@
             }
         }
 
+        func loseNextRelease() {
+            source.state.withLockedValue { $0.losesNextRelease = true }
+        }
+
         func missGrantNotifications() {
             source.state.withLockedValue { $0.ignoresGrantNotifications = true }
         }
