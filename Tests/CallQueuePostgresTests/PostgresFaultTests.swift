@@ -90,27 +90,17 @@
         }
 
         func testTerminatedConnectionsLoseNothing() async throws {
-            let cluster = try TestCluster()
-            defer { Task { await cluster.stop() } }
-            let a = try await cluster.startReplica("a")
-            let b = try await cluster.startReplica("b")
-            let latch = Latch()
-            let holder = try a.queue.submit(id: "holder", group: "gpu") { _ in await latch.wait() }
-            try await eventually("holding") { try await cluster.count("slot IS NOT NULL") == 1 }
-            let next = try b.queue.submit(id: "next", group: "gpu") { context in context.permit?.fence }
-            try await b.waitForTicket("next", in: cluster)
-
+            let held = try await HeldSlot.start()
+            defer { Task { await held.cluster.stop() } }
             // Every connection of both replicas (pools and listeners) is cut.
-            try await cluster.sql(
+            try await held.cluster.sql(
                 """
                 SELECT pg_terminate_backend(pid) FROM pg_stat_activity
                 WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'
                 """)
-            latch.open()
-            try await holder.value
-            let fence = try await next.value
-            XCTAssertNotNil(fence)
-            try await eventually("released") { try await cluster.count("true") == 0 }
+            let permit = try await held.releaseAndGrantNext()
+            XCTAssertNotNil(permit?.fence)
+            try await eventually("released") { try await held.cluster.count("true") == 0 }
         }
 
         /// A replica that stops renewing its lease: its running call is stopped with `leaseLost` before the
@@ -160,40 +150,22 @@
         }
 
         func testALostNotificationIsFoundByTheHeartbeat() async throws {
-            let cluster = try TestCluster()
-            defer { Task { await cluster.stop() } }
-            let a = try await cluster.startReplica("a")
-            let b = try await cluster.startReplica("b")
-            b.missGrantNotifications()
-            let latch = Latch()
-            let holder = try a.queue.submit(id: "holder", group: "gpu") { _ in await latch.wait() }
-            try await eventually("holding") { try await cluster.count("slot IS NOT NULL") == 1 }
-            let next = try b.queue.submit(id: "next", group: "gpu") { context in context.permit?.slot }
-            try await b.waitForTicket("next", in: cluster)
-            latch.open()
-            try await holder.value
-            let slot = try await next.value
-            XCTAssertEqual(slot, 0)
+            let held = try await HeldSlot.start()
+            defer { Task { await held.cluster.stop() } }
+            held.b.missGrantNotifications()
+            let permit = try await held.releaseAndGrantNext()
+            XCTAssertEqual(permit?.slot, 0)
         }
 
         /// A release whose query is lost (sent on a connection the server cut, never answered): the heartbeat
         /// still lists the ticket and sends the release again.
         func testALostReleaseIsSentAgainByTheHeartbeat() async throws {
-            let cluster = try TestCluster()
-            defer { Task { await cluster.stop() } }
-            let a = try await cluster.startReplica("a")
-            let b = try await cluster.startReplica("b")
-            let latch = Latch()
-            let holder = try a.queue.submit(id: "holder", group: "gpu") { _ in await latch.wait() }
-            try await eventually("holding") { try await cluster.count("slot IS NOT NULL") == 1 }
-            let next = try b.queue.submit(id: "next", group: "gpu") { context in context.permit?.slot }
-            try await b.waitForTicket("next", in: cluster)
-            a.loseNextRelease()
-            latch.open()
-            try await holder.value
-            let slot = try await next.value
-            XCTAssertEqual(slot, 0)
-            try await eventually("released") { try await cluster.count("true") == 0 }
+            let held = try await HeldSlot.start()
+            defer { Task { await held.cluster.stop() } }
+            held.a.loseNextRelease()
+            let permit = try await held.releaseAndGrantNext()
+            XCTAssertEqual(permit?.slot, 0)
+            try await eventually("released") { try await held.cluster.count("true") == 0 }
         }
 
         func testACancelRacingAGrantPassesTheSlotOn() async throws {

@@ -153,6 +153,42 @@
         }
     }
 
+    /// Two replicas of a one-slot group: "holder" on a holds the slot until released, "next" on b waits with its
+    /// ticket taken. The fault tests break something in between.
+    struct HeldSlot {
+        let cluster: TestCluster
+        let a: TestReplica
+        let b: TestReplica
+        private let release = Latch()
+        private let holder: JobHandle<Void>
+        private let next: JobHandle<ClusterPermit?>
+
+        static func start() async throws -> HeldSlot {
+            let cluster = try TestCluster()
+            let a = try await cluster.startReplica("a")
+            let b = try await cluster.startReplica("b")
+            return try await HeldSlot(cluster: cluster, a: a, b: b)
+        }
+
+        private init(cluster: TestCluster, a: TestReplica, b: TestReplica) async throws {
+            self.cluster = cluster
+            self.a = a
+            self.b = b
+            let release = release
+            holder = try a.queue.submit(id: "holder", group: "gpu") { _ in await release.wait() }
+            try await eventually("holding") { try await cluster.count("slot IS NOT NULL") == 1 }
+            next = try b.queue.submit(id: "next", group: "gpu") { context in context.permit }
+            try await b.waitForTicket("next", in: cluster)
+        }
+
+        /// Lets the holder finish; returns the permit the waiting call ran with.
+        func releaseAndGrantNext() async throws -> ClusterPermit? {
+            release.open()
+            try await holder.value
+            return try await next.value
+        }
+    }
+
     /// Polls `condition` until it holds; fails after a generous bound, which no test measures.
     func eventually(
         _ what: String, file: StaticString = #filePath, line: UInt = #line,
