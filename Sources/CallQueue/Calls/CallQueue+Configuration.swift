@@ -33,6 +33,10 @@ extension CallQueue {
         /// (Gradio's `status_update_rate`); start, progress and finish are delivered at once. `.zero`: every
         /// change at once.
         public var positionUpdateInterval: Duration = .milliseconds(250)
+        /// How far a waiting call must move before subscribers of ``CallQueue/updates(of:)`` hear of it, as a
+        /// fraction of the place they were last told (at least one place): see
+        /// ``TaskLifecycle/Configuration/positionUpdateFraction``. 0 (the default): every change. In 0..<1.
+        public var positionUpdateFraction: Double = 0
         /// The clock of the task lifecycle and of deadlines; tests inject a manual one.
         public var clock: LifecycleClock = .continuous
         /// Cluster-wide groups: where each one's slots come from (a ``ClusterPermitSource`` shared by several
@@ -56,6 +60,7 @@ extension CallQueue {
             memorySampler: MemorySampler? = nil,
             undeclaredGroups: UndeclaredGroupPolicy = .defaultLimit,
             positionUpdateInterval: Duration = .milliseconds(250),
+            positionUpdateFraction: Double = 0,
             clock: LifecycleClock = .continuous,
             permitSources: [ConcurrencyGroupID: any ClusterPermitSource] = [:]
         ) {
@@ -72,6 +77,7 @@ extension CallQueue {
             self.memorySampler = memorySampler
             self.undeclaredGroups = undeclaredGroups
             self.positionUpdateInterval = positionUpdateInterval
+            self.positionUpdateFraction = positionUpdateFraction
             self.clock = clock
             self.permitSources = permitSources
         }
@@ -134,6 +140,7 @@ extension CallQueue {
                 resultHistory: resultHistory,
                 initialRunTimeEstimate: initialRunTimeEstimate,
                 positionUpdateInterval: positionUpdateInterval,
+                positionUpdateFraction: positionUpdateFraction,
                 clock: clock,
                 observer: observer
             )

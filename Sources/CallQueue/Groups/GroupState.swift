@@ -26,10 +26,15 @@ final class GroupState: @unchecked Sendable {
     var budgetUsed = 0
     var slots = SlotNumbers()
     var estimator: RunTimeEstimator
-    /// Advances whenever someone leaves the line: every position behind them changed.
+    /// Advances by one for each call that leaves the line: no position drops by more than this advances.
+    /// In a cluster-wide group it advances once for each position report instead.
     var moved: UInt64 = 0
     /// Subscriptions of waiting tasks parked until positions move.
     var parkedReaders: [ObjectIdentifier: UpdateSubscription] = [:]
+    /// The same readers by the ``moved`` count at which each is next due.
+    var wakeups = ReaderWakeups()
+    /// Readers woken so far because positions moved (a measure of what the line's moves cost its readers).
+    var positionWakeups = 0
     var flushPending = false
     /// Live tasks of this group, in line or not (a cancelled one has left the line before it finishes).
     var liveTasks = 0

@@ -53,7 +53,7 @@ extension LifecycleState {
         if !tickets.isEmpty { groups[groupID]?.batchMembers[batcher] = tickets }
         revision += 1
         for (_, taskID) in pulled { wake(taskID, effects: &effects) }
-        if !pulled.isEmpty { moved(groupID, effects: &effects) }
+        if !pulled.isEmpty { moved(groupID, count: pulled.count, effects: &effects) }
         if headLeft { serve(groupID, now: now, effects: &effects) }
         return pulled
     }

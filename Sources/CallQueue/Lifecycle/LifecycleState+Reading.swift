@@ -43,39 +43,77 @@ extension LifecycleState {
             guard let final = subscription.final ?? finished[subscription.taskID] else { return .end }
             return .status(final)
         }
+        let isCluster = groups[task.group]?.cluster != nil
         if subscription.lastVersion != task.version {
             let status = status(of: task, now: now)
             subscription.lastVersion = task.version
-            subscription.lastMoved = moved
             subscription.positionDue = false
             subscription.lastPosition = status.state.queued.map { ($0.position, $0.queueSize) }
+            if let queued = status.state.queued {
+                subscription.wakeAt = nextDue(
+                    moved: moved, position: queued.position, reported: queued.position, isCluster)
+            }
             return .status(status)
         }
         let isWaiting: Bool
         if case .waiting = task.phase { isWaiting = true } else { isWaiting = false }
-        if isWaiting && moved != subscription.lastMoved
+        if isWaiting && moved >= subscription.wakeAt
             && (settings.positionUpdateInterval <= .zero || subscription.positionDue)
         {
-            subscription.lastMoved = moved
             subscription.positionDue = false
             let status = status(of: task, now: now)
-            if let queued = status.state.queued,
-                subscription.lastPosition.map({ $0 != (queued.position, queued.queueSize) }) ?? true
-            {
-                subscription.lastPosition = (queued.position, queued.queueSize)
-                return .status(status)
+            if let queued = status.state.queued {
+                if shouldReport(queued, after: subscription.lastPosition) {
+                    subscription.lastPosition = (queued.position, queued.queueSize)
+                    subscription.wakeAt = nextDue(
+                        moved: moved, position: queued.position, reported: queued.position, isCluster)
+                    return .status(status)
+                }
+                subscription.wakeAt = nextDue(
+                    moved: moved, position: queued.position, reported: subscription.lastPosition?.position, isCluster)
             }
         }
         subscription.parked = continuation
         if isWaiting {
-            groups[task.group]!.parkedReaders[ObjectIdentifier(subscription)] = subscription
+            let group = groups[task.group]!
+            group.parkedReaders[ObjectIdentifier(subscription)] = subscription
+            group.wakeups.add(subscription, due: subscription.wakeAt)
+            if group.wakeups.count > 2 * group.parkedReaders.count + 64 {
+                group.wakeups.compact(keeping: group.parkedReaders.values)
+            }
             // A move it has not read yet: make sure a flush comes for it.
-            if moved != subscription.lastMoved && settings.positionUpdateInterval > .zero && !flushPending {
-                groups[task.group]!.flushPending = true
+            if moved >= subscription.wakeAt && settings.positionUpdateInterval > .zero && !flushPending {
+                group.flushPending = true
                 effects.flushes.append(task.group)
             }
         }
         return nil
+    }
+
+    /// Whether a waiting reader that last heard `reported` is told `queued`: with no
+    /// ``Settings/positionUpdateFraction``, any change of place or queue size; with one, a move of at least
+    /// that fraction of the place last reported, and of at least one place.
+    private func shouldReport(_ queued: TaskStatus.Queued, after reported: (position: Int, queueSize: Int)?) -> Bool {
+        guard let reported else { return true }
+        guard settings.positionUpdateFraction > 0 else {
+            return reported != (queued.position, queued.queueSize)
+        }
+        return abs(reported.position - queued.position) >= reportableMove(from: reported.position)
+    }
+
+    /// The least move worth reporting to a reader last told `position`.
+    private func reportableMove(from position: Int) -> Int {
+        max(1, Int(Double(position) * settings.positionUpdateFraction))
+    }
+
+    /// The group's `moved` count at which a reader now at `position`, last told `reported`, is next worth
+    /// waking. Each call leaving a line moves a place behind it by one at most, so the reader cannot reach a
+    /// reportable place before that many more have left. A cluster-wide group's places come from its
+    /// source, not from departures here: its readers are due at the next report.
+    private func nextDue(moved: UInt64, position: Int, reported: Int?, _ isCluster: Bool) -> UInt64 {
+        guard !isCluster, settings.positionUpdateFraction > 0, let reported else { return moved &+ 1 }
+        let target = reported - reportableMove(from: reported)
+        return moved &+ UInt64(max(1, position - target))
     }
 
     // MARK: Hand-tracked tasks (a TaskLifecycle used by itself)

@@ -11,6 +11,8 @@ struct LifecycleState {
         var resultHistory: Int
         var initialRunTimeEstimate: Duration
         var positionUpdateInterval: Duration
+        /// The least move, as a fraction of the place last reported, that a waiting reader is told of; 0: any.
+        var positionUpdateFraction: Double
         /// Whether anyone observes statuses (an observer is set): statuses are made for it only then.
         var observes: Bool
         /// Idle undeclared groups kept for reuse before idle ones are freed: a few busy undeclared groups are
@@ -450,13 +452,13 @@ struct LifecycleState {
 
     // MARK: Positions and readers
 
-    /// Someone left a line: positions behind them changed. Parked readers are woken now (interval zero)
-    /// or by one flush per interval.
-    mutating func moved(_ groupID: ConcurrencyGroupID, effects: inout Effects) {
+    /// `count` calls left a line: positions behind them changed. Parked readers that are due are woken
+    /// now (interval zero) or by one flush per interval.
+    mutating func moved(_ groupID: ConcurrencyGroupID, count: Int = 1, effects: inout Effects) {
         guard var group = groups[groupID] else { return }
-        group.moved &+= 1
+        group.moved &+= UInt64(count)
         revision += 1
-        if !group.parkedReaders.isEmpty {
+        if let earliest = group.wakeups.earliestDue, earliest <= group.moved {
             if settings.positionUpdateInterval <= .zero {
                 wakeParked(&group, effects: &effects)
             } else if !group.flushPending {
@@ -476,15 +478,21 @@ struct LifecycleState {
         releaseIfIdle(groupID)
     }
 
+    /// Wakes the parked readers that are due; those not due stay parked at no cost.
     private func wakeParked(_ group: inout GroupState, effects: inout Effects) {
-        for subscription in group.parkedReaders.values {
+        while let (due, subscription) = group.wakeups.popDue(atOrBefore: group.moved) {
+            let key = ObjectIdentifier(subscription)
+            // Stale: it left the parked set, or parked again with another due count.
+            guard group.parkedReaders[key] === subscription, subscription.wakeAt == due else { continue }
+            group.parkedReaders[key] = nil
+            group.positionWakeups += 1
             subscription.positionDue = true
             if let reader = subscription.parked {
                 subscription.parked = nil
                 effects.readers.append(reader)
             }
         }
-        group.parkedReaders = [:]
+        if group.parkedReaders.isEmpty { group.wakeups.removeAll() }
     }
 
     /// A task's own state changed: its parked readers read now.
@@ -587,7 +595,7 @@ struct LifecycleState {
                     early[waiter.ticket] = .failed(error)
                 }
             }
-            if !waiters.isEmpty { moved(id, effects: &effects) }
+            if !waiters.isEmpty { moved(id, count: waiters.count, effects: &effects) }
         }
     }
 

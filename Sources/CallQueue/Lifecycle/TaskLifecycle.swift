@@ -30,6 +30,12 @@ public final class TaskLifecycle: Sendable {
         /// The least time between two position updates to one subscriber (Gradio's `status_update_rate`).
         /// State changes (start, progress, finish) are delivered at once. `.zero`: every change at once.
         public var positionUpdateInterval: Duration = .milliseconds(250)
+        /// How far a waiting task must move before its subscribers hear of it, as a fraction of the place
+        /// they were last told, and always at least one place. With 0.1, someone told "500th" hears again at
+        /// 450th, then 405th, and every place in the first ten. Subscribers that are not due are not woken at
+        /// all, so thousands of waiting streams cost little more than the few that move. 0 (the default): every
+        /// change of place or queue size, at most one per ``positionUpdateInterval``. In 0..<1.
+        public var positionUpdateFraction: Double = 0
         /// The clock every instant and push pause comes from; tests inject a manual one.
         public var clock: LifecycleClock = .continuous
         /// Receives every task's queued, running and finished status.
@@ -41,6 +47,7 @@ public final class TaskLifecycle: Sendable {
             resultHistory: Int = 2,
             initialRunTimeEstimate: Duration = .seconds(10),
             positionUpdateInterval: Duration = .milliseconds(250),
+            positionUpdateFraction: Double = 0,
             clock: LifecycleClock = .continuous,
             observer: (any CallQueueObserver)? = nil
         ) {
@@ -48,6 +55,7 @@ public final class TaskLifecycle: Sendable {
             self.resultHistory = resultHistory
             self.initialRunTimeEstimate = initialRunTimeEstimate
             self.positionUpdateInterval = positionUpdateInterval
+            self.positionUpdateFraction = positionUpdateFraction
             self.clock = clock
             self.observer = observer
         }
@@ -63,6 +71,12 @@ public final class TaskLifecycle: Sendable {
             if positionUpdateInterval < .zero {
                 throw CallQueueError(.invalidArgument, "positionUpdateInterval must not be negative")
             }
+            if !(0..<1).contains(positionUpdateFraction) {
+                throw CallQueueError(
+                    .invalidArgument,
+                    "positionUpdateFraction is a fraction of the place last reported, in 0..<1 (0.1: a move of "
+                        + "a tenth), not \(positionUpdateFraction)")
+            }
             return self
         }
 
@@ -72,6 +86,7 @@ public final class TaskLifecycle: Sendable {
                 resultHistory: resultHistory,
                 initialRunTimeEstimate: initialRunTimeEstimate,
                 positionUpdateInterval: positionUpdateInterval,
+                positionUpdateFraction: positionUpdateFraction,
                 observes: observer != nil
             )
         }

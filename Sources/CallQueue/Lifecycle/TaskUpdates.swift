@@ -46,7 +46,8 @@ final class UpdateSubscription: @unchecked Sendable {
 
     let taskID: TaskID
     var lastVersion: UInt64?
-    var lastMoved: UInt64 = 0
+    /// The group's ``GroupState/moved`` count from which a position change may be worth reading.
+    var wakeAt: UInt64 = 0
     var lastPosition: (position: Int, queueSize: Int)?
     /// A flush came: a position change may be read now.
     var positionDue = false

@@ -21,7 +21,8 @@ public struct ImageServer: Sendable {
                 resultHistory: options.history,
                 initialRunTimeEstimate: options.stepDuration * 20,
                 undeclaredGroups: .reject,
-                positionUpdateInterval: options.positionUpdateInterval
+                positionUpdateInterval: options.positionUpdateInterval,
+                positionUpdateFraction: options.positionUpdateFraction
             ))
         gpu = SimulatedGPU(stepDuration: options.stepDuration, keptPreviews: options.history)
     }

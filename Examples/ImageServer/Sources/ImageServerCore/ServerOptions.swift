@@ -15,6 +15,10 @@ public struct ServerOptions: Sendable {
     public var heartbeat: Duration = .seconds(15)
     /// Least time between two position updates to one event stream.
     public var positionUpdateInterval: Duration = .milliseconds(250)
+    /// Least move worth an update, as a fraction of the place last sent: someone 2,000th in line hears again
+    /// at 1,800th, while the last ten places are each sent. Thousands of waiting streams then cost the server
+    /// little more than the few near the front.
+    public var positionUpdateFraction = 0.1
 
     public init() {}
 
