@@ -6,7 +6,8 @@ It starts both servers itself on free loopback ports (Gradio from the virtual en
 runs every workload --runs times against each, and prints a markdown table of medians. Workloads:
 idle round trip; N jobs of 10 ms queued behind a 3 s job (overhead per job, gaps between one body's end and
 the next one's start, messages per client); cancel of a running job on one slot (most bodies running at
-once); N clients each holding an event stream (total time, server CPU seconds, peak RSS, messages).
+once); N clients each holding an event stream (total time, server CPU seconds, peak RSS, messages), on plain
+asyncio connections, stopped after --limit-s with its unfinished clients counted.
 """
 import argparse
 import asyncio
@@ -348,7 +349,7 @@ async def cancel_running(server, client):
     return {"cancel on 1 slot: most running at once": (await server.stats(client))["most"]}
 
 
-async def many_clients(server, client, count):
+async def many_clients(server, client, count, limit_s):
     pid = server.process.pid
     cpu_before = proc_cpu_seconds(pid)
 
@@ -366,36 +367,47 @@ async def many_clients(server, client, count):
             return None
 
     start = time.perf_counter()
-    results = await asyncio.gather(*(one() for _ in range(count)))
-    messages = [m for m in results if m is not None]
+    clients = [asyncio.create_task(one()) for _ in range(count)]
+    done, pending = await asyncio.wait(clients, timeout=limit_s)
+    total, cpu, rss = time.perf_counter() - start, proc_cpu_seconds(pid) - cpu_before, proc_peak_rss_mb(pid)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    messages = [task.result() for task in done if task.result() is not None]
     return {
-        f"{count} clients: failed": count - len(messages),
-        f"{count} clients: total s": time.perf_counter() - start,
-        f"{count} clients: server CPU s": proc_cpu_seconds(pid) - cpu_before,
-        f"{count} clients: server peak RSS MB": proc_peak_rss_mb(pid),
+        f"{count} clients: failed": len(done) - len(messages),
+        f"{count} clients: unfinished after the limit": len(pending),
+        f"{count} clients: total s": total,
+        f"{count} clients: server CPU s": cpu,
+        f"{count} clients: server CPU ms per finished client": cpu * 1000 / max(1, len(messages)),
+        f"{count} clients: server peak RSS MB": rss,
         f"{count} clients: messages per client": statistics.mean(messages) if messages else 0,
     }
 
 
-async def measure(server, runs, clients, backlogs, client_runs):
+async def measure(server, runs, clients, backlogs, client_runs, limit_s):
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
     async with httpx.AsyncClient(timeout=httpx.Timeout(None), limits=limits) as client:
         await wait_ready(server, client)
         await idle_round_trip(server, client, trials=3)  # warm up
         rows = {}
+
+        def record(label, figures):
+            for key, value in figures.items():
+                rows.setdefault(key, []).append(value)
+            print(f"  {server.name}, {label}: " + ", ".join(f"{k} {v:.3g}" for k, v in figures.items()),
+                  file=sys.stderr, flush=True)
+
         for run in range(runs):
-            figures = {}
-            figures.update(await idle_round_trip(server, client))
+            figures = await idle_round_trip(server, client)
             for count in backlogs:
                 figures.update(await backlog(server, client, count))
             figures.update(await cancel_running(server, client))
-            if run < client_runs:
-                for count in clients:
-                    figures.update(await many_clients(server, client, count))
-            for key, value in figures.items():
-                rows.setdefault(key, []).append(value)
-            print(f"  {server.name}, run {run + 1}: " + ", ".join(f"{k} {v:.3g}" for k, v in figures.items()),
-                  file=sys.stderr, flush=True)
+            record(f"run {run + 1}", figures)
+        # Last: a workload stopped at its limit may leave jobs queued on the server.
+        for run in range(client_runs):
+            for count in clients:
+                record(f"{count} clients, run {run + 1}", await many_clients(server, client, count, limit_s))
         return {key: statistics.median(values) for key, values in rows.items()}
 
 
@@ -410,6 +422,8 @@ def main():
     parser.add_argument("--skip-gradio", action="store_true")
     parser.add_argument("--client-runs", type=int, default=1,
                         help="runs of the many-clients workloads (Gradio takes minutes for 1,000 clients)")
+    parser.add_argument("--limit-s", type=float, default=600,
+                        help="a many-clients workload is stopped after this long; its unfinished clients are counted")
     arguments = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -421,7 +435,7 @@ def main():
     try:
         for server, clients in servers:
             results[server.name] = asyncio.run(
-                measure(server, arguments.runs, clients, backlogs, arguments.client_runs))
+                measure(server, arguments.runs, clients, backlogs, arguments.client_runs, arguments.limit_s))
     finally:
         for server, _ in servers:
             server.process.terminate()
