@@ -256,9 +256,10 @@ class GradioServer:
             body = {"data": [1, 10], "fn_index": self.fn["work"], "session_hash": session,
                     "event_data": None, "trigger_id": None}
             await connection.json("POST", "/gradio_api/queue/join", body)
-            messages = 0
+            messages, last = 0, None
             async for _, data in connection.events(f"/gradio_api/queue/data?session_hash={session}"):
-                kind = json.loads(data).get("msg")
+                last = json.loads(data)
+                kind = last.get("msg")
                 if kind == "heartbeat":
                     continue
                 messages += 1
@@ -266,7 +267,7 @@ class GradioServer:
                     return messages
                 if kind in ("close_stream", "unexpected_error"):
                     break
-            raise RuntimeError(f"the stream of session {session} ended before its job")
+            raise RuntimeError(f"the stream of session {session} ended before its job; its last message: {last}")
         finally:
             connection.close()
 
