@@ -81,6 +81,7 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(name: "FakeNVML", path: "Tests/FakeNVML"),
+        .target(name: "CallQueueTestSupport", path: "Tests/CallQueueTestSupport", swiftSettings: strictSettings),
         .target(name: "FakeNVMLLegacy", path: "Tests/FakeNVMLLegacy"),
         .executableTarget(
             name: "CallQueueDemo",
@@ -97,6 +98,7 @@ let package = Package(
             dependencies: [
                 "CallQueue",
                 "CallQueuePostgres",
+                "CallQueueTestSupport",
             ] + postgresDependencies,
             swiftSettings: strictSettings
         ),
@@ -104,6 +106,7 @@ let package = Package(
             name: "CallQueueTests",
             dependencies: [
                 "CallQueue",
+                "CallQueueTestSupport",
                 .product(name: "Logging", package: "swift-log", condition: .when(traits: ["Logging"])),
                 .product(name: "InMemoryLogging", package: "swift-log", condition: .when(traits: ["Logging"])),
                 .product(name: "CoreMetrics", package: "swift-metrics", condition: .when(traits: ["Metrics"])),

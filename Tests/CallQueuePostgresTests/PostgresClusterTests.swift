@@ -5,6 +5,7 @@
     import XCTest
 
     @testable import CallQueuePostgres
+    import CallQueueTestSupport
 
     /// Cluster-wide groups against a real PostgreSQL: the schema's invariants, order and limits across replicas
     /// (separate pools, listeners and sessions in one process), status and cancel from any replica.
@@ -33,7 +34,7 @@
             let cluster = try TestCluster()
             defer { Task { await cluster.stop() } }
             let a = try await cluster.startReplica("a")
-            let latch = Latch()
+            let latch = Gate()
             let holder = try a.queue.submit(id: "holder", group: "gpu") { _ in await latch.wait() }
             try await eventually("holding") { try await cluster.count("slot IS NOT NULL") == 1 }
             let s = cluster.schema
@@ -56,8 +57,8 @@
             defer { Task { await cluster.stop() } }
             let a = try await cluster.startReplica("a")
             let b = try await cluster.startReplica("b")
-            let started = Log<(String, ClusterPermit?)>()
-            let latches = (0..<5).map { _ in Latch() }
+            let started = Recorder<(String, ClusterPermit?)>()
+            let latches = (0..<5).map { _ in Gate() }
             var handles: [JobHandle<Void>] = []
             for index in 0..<5 {
                 let replica = index % 2 == 0 ? a : b
@@ -125,8 +126,8 @@
             let cluster = try TestCluster(slots: ["gpu": 2])
             defer { Task { await cluster.stop() } }
             let a = try await cluster.startReplica("a")
-            let latches = (0..<4).map { _ in Latch() }
-            let holders = Holders()
+            let latches = (0..<4).map { _ in Gate() }
+            let holders = HolderCounter()
             var handles: [JobHandle<Void>] = []
             for index in 0..<4 {
                 handles.append(

@@ -5,6 +5,7 @@
     import XCTest
 
     @testable import CallQueuePostgres
+    import CallQueueTestSupport
 
     /// Faults against a real PostgreSQL with short leases (2 s, heartbeat 0.4 s, margin 0.5 s, reaper 0.5 s):
     /// random load with a replica that freezes, killed connections, a replica that stops renewing, a lost
@@ -20,9 +21,9 @@
                 try await cluster.startReplica("a"), try await cluster.startReplica("b"),
                 try await cluster.startReplica("c"),
             ]
-            let holders = Holders()
-            let starts = Log<(index: Int, fence: Int64)>()
-            let outcomes = Log<String>()
+            let holders = HolderCounter()
+            let starts = Recorder<(index: Int, fence: Int64)>()
+            let outcomes = Recorder<String>()
             let count = 90
             var generator = SystemRandomNumberGenerator()
             await withTaskGroup(of: Void.self) { group in
@@ -110,7 +111,7 @@
             defer { Task { await cluster.stop() } }
             let a = try await cluster.startReplica("a")
             let b = try await cluster.startReplica("b")
-            let stoppedAt = Log<ContinuousClock.Instant>()
+            let stoppedAt = Recorder<ContinuousClock.Instant>()
             let holder = try a.queue.submit(id: "holder", group: "gpu") { context -> Int64? in
                 do {
                     try await Task.sleep(for: .seconds(3600))
@@ -124,7 +125,7 @@
             let firstFence = try await cluster.sql(
                 "SELECT fence FROM \(cluster.schema).cq_ticket WHERE task = 'holder'")[0]
                 .decode(Int64.self)
-            let startedAt = Log<ContinuousClock.Instant>()
+            let startedAt = Recorder<ContinuousClock.Instant>()
             let next = try b.queue.submit(id: "next", group: "gpu") { context -> Int64? in
                 startedAt.append(.now)
                 return context.permit?.fence
@@ -174,7 +175,7 @@
             let a = try await cluster.startReplica("a")
             let b = try await cluster.startReplica("b")
             for round in 0..<20 {
-                let latch = Latch()
+                let latch = Gate()
                 let holder = try a.queue.submit(id: TaskID("h\(round)"), group: "gpu") { _ in await latch.wait() }
                 try await eventually("holding") { try await cluster.count("slot IS NOT NULL") == 1 }
                 let raced = try b.queue.submit(id: TaskID("w\(round)"), group: "gpu") { _ in }
@@ -209,7 +210,7 @@
             defer { Task { await cluster.stop() } }
             let a = try await cluster.startReplica("a")
             let b = try await cluster.startReplica("b")
-            let order = Log<String>()
+            let order = Recorder<String>()
             let holder = try a.queue.submit(id: "holder", group: "gpu") { _ in
                 try await Task.sleep(for: .seconds(3600))
             }

@@ -7,6 +7,7 @@
     import XCTest
 
     @testable import CallQueuePostgres
+    import CallQueueTestSupport
 
     /// The URL of the PostgreSQL server the tests use (`.ci/postgres.sh` starts one); the tests skip without it.
     func postgresURL() throws -> String {
@@ -159,7 +160,7 @@
         let cluster: TestCluster
         let a: TestReplica
         let b: TestReplica
-        private let release = Latch()
+        private let release = Gate()
         private let holder: JobHandle<Void>
         private let next: JobHandle<ClusterPermit?>
 
@@ -201,47 +202,6 @@
                 return
             }
             try await Task.sleep(for: .milliseconds(5))
-        }
-    }
-
-    /// Records things in the order they happen, from any task.
-    final class Log<Element: Sendable>: Sendable {
-        private let state = NIOLockedValueBox<[Element]>([])
-        func append(_ element: Element) { state.withLockedValue { $0.append(element) } }
-        var elements: [Element] { state.withLockedValue { $0 } }
-    }
-
-    /// Counts bodies running at once, across replicas, and the most seen.
-    final class Holders: Sendable {
-        private let state = NIOLockedValueBox<(now: Int, most: Int)>((0, 0))
-        func enter() {
-            state.withLockedValue {
-                $0.now += 1; $0.most = max($0.most, $0.now)
-            }
-        }
-        func leave() { state.withLockedValue { $0.now -= 1 } }
-        var most: Int { state.withLockedValue { $0.most } }
-    }
-
-    final class Latch: Sendable {
-        private let state = NIOLockedValueBox<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
-        func open() {
-            let waiters = state.withLockedValue { state in
-                state.open = true
-                defer { state.waiters = [] }
-                return state.waiters
-            }
-            for waiter in waiters { waiter.resume() }
-        }
-        func wait() async {
-            await withCheckedContinuation { continuation in
-                let now = state.withLockedValue { state in
-                    if state.open { return true }
-                    state.waiters.append(continuation)
-                    return false
-                }
-                if now { continuation.resume() }
-            }
         }
     }
 #endif

@@ -4,6 +4,7 @@
     import XCTest
 
     @testable import CallQueue
+    import CallQueueTestSupport
 
     final class MetricsObserverTests: XCTestCase {
         struct Broken: Error {}

@@ -1,3 +1,4 @@
+import CallQueueTestSupport
 import Foundation
 import XCTest
 

@@ -1,3 +1,4 @@
+import CallQueueTestSupport
 import XCTest
 
 @testable import CallQueue

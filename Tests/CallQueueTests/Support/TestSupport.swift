@@ -1,63 +1,8 @@
+import CallQueueTestSupport
 import Foundation
 import XCTest
 
 @testable import CallQueue
-
-/// A one-shot latch: tasks wait until someone opens it. No clocks involved.
-final class Gate: Sendable {
-    private let state = LockedState<(isOpen: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
-
-    func open() {
-        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
-            state.isOpen = true
-            defer { state.waiters = [] }
-            return state.waiters
-        }
-        for waiter in waiters { waiter.resume() }
-    }
-
-    func wait() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let resumeNow = state.withLock { state -> Bool in
-                if state.isOpen { return true }
-                state.waiters.append(continuation)
-                return false
-            }
-            if resumeNow { continuation.resume() }
-        }
-    }
-}
-
-/// A thread-safe list that records the order in which things happen.
-final class Recorder<Element: Sendable>: Sendable {
-    private let state = LockedState<[Element]>([])
-
-    func append(_ element: Element) {
-        state.withLock { $0.append(element) }
-    }
-
-    var elements: [Element] { state.withLock { $0 } }
-    var count: Int { state.withLock { $0.count } }
-}
-
-/// Counts holders and remembers the most seen at once.
-final class HolderCounter: Sendable {
-    private let state = LockedState<(current: Int, most: Int)>((0, 0))
-
-    func enter(_ weight: Int = 1) {
-        state.withLock { state in
-            state.current += weight
-            state.most = max(state.most, state.current)
-        }
-    }
-
-    func leave(_ weight: Int = 1) {
-        state.withLock { $0.current -= weight }
-    }
-
-    var most: Int { state.withLock { $0.most } }
-    var current: Int { state.withLock { $0.current } }
-}
 
 /// Yields until `condition` holds. Gives up (and fails the test) only after a generous wall-clock bound, so a
 /// bug shows up as a failure rather than a hung test run; the bound is never what a test measures.

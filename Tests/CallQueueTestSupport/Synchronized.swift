@@ -1,0 +1,68 @@
+import Synchronization
+
+// Helpers the test targets share: a gate to hold tasks without clocks, a recorder of what happened in
+// which order, and a counter of bodies running at once. No XCTest here, so any target can depend on it.
+
+/// A one-shot latch: tasks wait until someone opens it. No clocks involved.
+public final class Gate: Sendable {
+    private let state = Mutex<(isOpen: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    public init() {}
+
+    /// Opens the gate: every waiting task goes on, and later waits return at once.
+    public func open() {
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.isOpen = true
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Returns once the gate is open.
+    public func wait() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let resumeNow = state.withLock { state -> Bool in
+                if state.isOpen { return true }
+                state.waiters.append(continuation)
+                return false
+            }
+            if resumeNow { continuation.resume() }
+        }
+    }
+}
+
+/// A thread-safe list that records the order in which things happen.
+public final class Recorder<Element: Sendable>: Sendable {
+    private let state = Mutex<[Element]>([])
+
+    public init() {}
+
+    public func append(_ element: Element) {
+        state.withLock { $0.append(element) }
+    }
+
+    public var elements: [Element] { state.withLock { $0 } }
+    public var count: Int { state.withLock { $0.count } }
+}
+
+/// Counts holders and remembers the most seen at once.
+public final class HolderCounter: Sendable {
+    private let state = Mutex<(current: Int, most: Int)>((0, 0))
+
+    public init() {}
+
+    public func enter(_ weight: Int = 1) {
+        state.withLock { state in
+            state.current += weight
+            state.most = max(state.most, state.current)
+        }
+    }
+
+    public func leave(_ weight: Int = 1) {
+        state.withLock { $0.current -= weight }
+    }
+
+    public var most: Int { state.withLock { $0.most } }
+    public var current: Int { state.withLock { $0.current } }
+}
