@@ -483,16 +483,18 @@
         }
 
         /// Runs `operation`, giving up after `limit` without waiting for it (it may finish later, unobserved).
+        /// An answer in time stops the timer, so a release leaves no sleeping task behind.
         private func within(
             _ limit: Duration, _ operation: @escaping @Sendable () async throws -> Void
         ) async throws {
-            let finished = NIOLockedValueBox(false)
+            let race = NIOLockedValueBox<(done: Bool, timer: Task<Void, Never>?)>((false, nil))
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 @Sendable func finish(_ result: Result<Void, any Error>) {
-                    let first = finished.withLockedValue { done in
-                        defer { done = true }
-                        return !done
+                    let (first, timer) = race.withLockedValue { race in
+                        defer { race = (true, nil) }
+                        return (!race.done, race.timer)
                     }
+                    timer?.cancel()
                     if first { continuation.resume(with: result) }
                 }
                 let work = Task {
@@ -503,11 +505,16 @@
                         finish(.failure(error))
                     }
                 }
-                Task {
-                    try? await Task.sleep(for: limit)
+                let timer = Task {
+                    do { try await Task.sleep(for: limit) } catch { return }  // the answer came first
                     work.cancel()
                     finish(.failure(CallQueueError(.unavailable, "the database did not answer within \(limit)")))
                 }
+                let finishedFirst = race.withLockedValue { race in
+                    if !race.done { race.timer = timer }
+                    return race.done
+                }
+                if finishedFirst { timer.cancel() }
             }
         }
 
