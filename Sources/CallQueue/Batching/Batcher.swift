@@ -31,8 +31,6 @@ public final class Batcher<Input: Sendable, Output: Sendable>: Sendable {
 
     let queue: CallQueue
     let body: @Sendable ([Input], BatchContext) async throws -> [Result<Output, any Error>]
-    /// Inputs of admitted members not yet in a batch, by task id.
-    private let pending = LockedState<[TaskID: Input]>([:])
 
     init(
         queue: CallQueue,
@@ -48,11 +46,17 @@ public final class Batcher<Input: Sendable, Output: Sendable>: Sendable {
         self.body = body
     }
 
-    /// Inputs held for members not yet in a batch.
-    var pendingCount: Int { pending.withLock { $0.count } }
-
     var tag: GroupState.BatcherTag {
-        GroupState.BatcherTag(id: ObjectIdentifier(self), maxBatchSize: maxBatchSize)
+        // The batches hold their batcher strongly: a batch runs for its members even when the application has
+        // dropped the batcher. Nothing in the batcher holds a batch, so there is no cycle.
+        GroupState.BatcherTag(id: ObjectIdentifier(self), maxBatchSize: maxBatchSize) {
+            BatchRun<Input, Output>(
+                launch: { run, held in
+                    let task = Task { await self.runBatch(run, held: held) }
+                    run.attach(task)
+                },
+                leaveForming: { run, ticket in self.leaveForming(run, ticket: ticket) })
+        }
     }
 
     /// Runs one input as a member of a batch and returns its output.
@@ -94,58 +98,35 @@ public final class Batcher<Input: Sendable, Output: Sendable>: Sendable {
         return JobHandle(id: job.id, queue: queue, task: task)
     }
 
+    /// Admits a member with its input in one step: the input travels with its place in line, so a refused
+    /// admission (a duplicate id, a full queue) touches no other member.
     private func admit(_ input: Input, id: TaskID?) throws -> CallQueue.AdmittedJob {
-        let id = id ?? TaskID.generate()
-        pending.withLock { $0[id] = input }
-        do {
-            return try queue.admitJob(id: id, group: group, weight: nil, batcher: tag)
-        } catch {
-            pending.withLock { $0[id] = nil }
-            throw error
-        }
+        try queue.admitJob(id: id ?? TaskID.generate(), group: group, weight: nil, batcher: tag, input: input)
     }
 
-    /// The part of a granted member: lead a new batch, or wait for its output in the batch that took it.
+    /// A granted member's part: wait for its output from the batch it was granted into.
     private func takePart(_ job: CallQueue.AdmittedJob, context: CallContext) async throws -> Output {
-        if let run = job.control.batch as? BatchRun<Input, Output> {
-            return try await awaitOutput(of: job, in: run)
+        guard let run = job.control.batch as? BatchRun<Input, Output> else {
+            throw CallQueueError(.invalidBatchOutput, "a member of group '\(group)' was granted no batch", group: group)
         }
-        let run = BatchRun<Input, Output>()
-        job.control.batch = run
-        let lifecycle = queue.lifecycle
-        let now = lifecycle.clock.now
-        var effects = LifecycleState.Effects()
-        let (held, pulled) = lifecycle.state.withLock { state in
-            let held = state.lead(job.id)
-            let pulled = state.pullBatchMembers(
-                of: ObjectIdentifier(self), group: group, limit: maxBatchSize - 1, slot: context.slot, run: run,
-                now: now, effects: &effects)
-            return (held, pulled)
-        }
-        run.add(ticket: ticketOf(job), taskID: job.id, input: pending.withLock { $0.removeValue(forKey: job.id)! })
-        adopt(pulled, into: run)
-        lifecycle.run(effects)
-        guard let held else { throw CancellationError() }
-        let batchTask = Task { await self.runBatch(run, held: held, slotFreeAt: now) }
-        run.start(batchTask)
-        return try await awaitOutput(of: job, in: run)
+        let ticket = ticketOf(job)
+        if job.control.setCanceller({ run.cancel(ticket: ticket) }) { run.cancel(ticket: ticket) }
+        defer { job.control.clearCanceller() }
+        return try await run.output(ticket: ticket)
     }
 
-    private func adopt(_ pulled: [(ticket: UInt64, taskID: TaskID)], into run: BatchRun<Input, Output>) {
-        let inputs = pending.withLock { pending in pulled.map { pending.removeValue(forKey: $0.taskID) } }
-        for (member, input) in zip(pulled, inputs) {
-            guard let input else { continue }
-            run.add(ticket: member.ticket, taskID: member.taskID, input: input)
-        }
-    }
-
-    /// A member is done (served, cancelled, timed out): its input and its place in the batcher's record go.
+    /// A member is done (served, cancelled, timed out): its place in the batcher's record goes.
     private func forget(_ job: CallQueue.AdmittedJob) {
-        pending.withLock { $0[job.id] = nil }
         let ticket = ticketOf(job)
         queue.lifecycle.state.withLock {
             $0.forgetBatchMember(ticket: ticket, of: ObjectIdentifier(self), group: group)
         }
+    }
+
+    private func leaveForming(_ run: BatchRunBase, ticket: UInt64) {
+        var effects = LifecycleState.Effects()
+        queue.lifecycle.state.withLock { $0.leaveFormingBatch(run, ticket: ticket, group: group, effects: &effects) }
+        queue.lifecycle.run(effects)
     }
 
     private func ticketOf(_ job: CallQueue.AdmittedJob) -> UInt64 {
@@ -155,40 +136,38 @@ public final class Batcher<Input: Sendable, Output: Sendable>: Sendable {
         }
     }
 
-    private func awaitOutput(of job: CallQueue.AdmittedJob, in run: BatchRun<Input, Output>) async throws -> Output {
-        let ticket = ticketOf(job)
-        if job.control.setCanceller({ run.cancel(ticket: ticket) }) { run.cancel(ticket: ticket) }
-        defer { job.control.clearCanceller() }
-        return try await run.output(ticket: ticket)
-    }
-
-    /// The batch's own task: waits out the delay for companions, runs the body inside one memory window,
-    /// hands each member its output, and gives the slot back.
-    private func runBatch(
-        _ run: BatchRun<Input, Output>, held: LifecycleState.Held, slotFreeAt: ContinuousClock.Instant
-    ) async {
+    /// The batch's own task: waits out the delay for companions (or until the batch is full), takes its
+    /// members, runs the body inside one memory window, hands each member its output, and gives the slot back.
+    private func runBatch(_ run: BatchRun<Input, Output>, held: LifecycleState.Held) async {
         let lifecycle = queue.lifecycle
-        if run.size < maxBatchSize && maxDelay > .zero {
-            try? await lifecycle.clock.sleep(until: slotFreeAt + maxDelay)
-            let now = lifecycle.clock.now
-            var effects = LifecycleState.Effects()
-            let pulled = lifecycle.state.withLock { state in
-                state.pullBatchMembers(
-                    of: ObjectIdentifier(self), group: group, limit: maxBatchSize - run.size, slot: held.slot,
-                    run: run, now: now, effects: &effects)
-            }
-            adopt(pulled, into: run)
-            lifecycle.run(effects)
+        if maxDelay > .zero {
+            await run.waitForCompanions(until: lifecycle.clock.now + maxDelay, on: lifecycle.clock)
         }
-        let members = run.taskIDs
+        let formed = lifecycle.state.withLock { $0.startBatch(run, group: group) }
+        var members: [BatchRun<Input, Output>.Member] = []
+        var strays: [UInt64] = []
+        for member in formed {
+            if let input = member.input as? Input {
+                members.append(.init(ticket: member.ticket, taskID: member.taskID, input: input))
+            } else {
+                strays.append(member.ticket)
+            }
+        }
+        for ticket in strays { run.cancel(ticket: ticket) }
+        guard run.begin(members) else {
+            // Nobody is left to serve: the slot goes back without running the body.
+            run.deliver([], stats: PerfStats(queued: .zero, running: .zero))
+            queue.release(held)
+            return
+        }
         let batchContext = BatchContext(
-            group: group, slot: held.slot, taskIDs: members, lifecycle: lifecycle,
+            group: group, slot: held.slot, taskIDs: members.map(\.taskID), lifecycle: lifecycle,
             cancelled: { [run] in run.isCancelled($0) })
         let window = queue.configuration.memorySampler?.openWindow()
         let start = lifecycle.clock.now
         var outcomes: [Result<Output, any Error>]
         do {
-            outcomes = try await body(run.inputs, batchContext)
+            outcomes = try await body(members.map(\.input), batchContext)
             if outcomes.count != members.count {
                 let error = CallQueueError(
                     .invalidBatchOutput,

@@ -12,7 +12,8 @@ extension CallQueue {
         /// A call whose estimated wait is longer than this is rejected at once; `nil`: never.
         public var maxEstimatedWait: Duration?
         /// A limit on calls running at once across all groups, on top of each group's; `nil`: none.
-        /// A queued call's status tells whether its group or this limit holds it.
+        /// A queued call's status tells whether its group or this limit holds it. Not with cluster-wide groups
+        /// (``permitSources``), whose slots the cluster grants: that combination is refused.
         public var processWideLimit: Int?
         /// How many finished tasks stay queryable by id (AUTOMATIC1111 keeps 16).
         public var finishedTaskHistory = 16
@@ -112,6 +113,12 @@ extension CallQueue {
             }
             if let wait = maxEstimatedWait, wait < .zero {
                 throw CallQueueError(.invalidArgument, "maxEstimatedWait \(wait) is negative")
+            }
+            if processWideLimit != nil, !permitSources.isEmpty {
+                throw CallQueueError(
+                    .invalidArgument,
+                    "processWideLimit cannot be combined with cluster-wide groups (permitSources): their slots are "
+                        + "granted by the cluster, not by this process; give the cluster-wide groups their own limits")
             }
             for id in permitSources.keys {
                 guard let group = groups[id], case .limited = group.limit, group.budget == nil else {

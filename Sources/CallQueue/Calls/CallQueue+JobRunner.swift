@@ -20,25 +20,27 @@ extension CallQueue {
 
     func admit(
         task: (id: TaskID, control: TaskControl)?, group: ConcurrencyGroupID, weight: Int?,
-        batcher: GroupState.BatcherTag? = nil
+        batcher: GroupState.BatcherTag? = nil, input: (any Sendable)? = nil
     ) throws -> Admitted {
         let now = lifecycle.clock.now
         var effects = LifecycleState.Effects()
         let outcome = try lifecycle.state.withLock { state in
-            try state.admit(group: group, weight: weight, task: task, batcher: batcher, now: now, effects: &effects)
+            try state.admit(
+                group: group, weight: weight, task: task, batcher: batcher, input: input, now: now, effects: &effects)
         }
         lifecycle.run(effects)
         return Admitted(group: group, weight: weight ?? 0, outcome: outcome)
     }
 
     func admitJob(
-        id: TaskID?, group: ConcurrencyGroupID, weight: Int?, batcher: GroupState.BatcherTag? = nil
+        id: TaskID?, group: ConcurrencyGroupID, weight: Int?, batcher: GroupState.BatcherTag? = nil,
+        input: (any Sendable)? = nil
     ) throws -> AdmittedJob {
         let id = id ?? TaskID.generate()
         let control = TaskControl()
         return AdmittedJob(
             id: id, control: control,
-            admitted: try admit(task: (id, control), group: group, weight: weight, batcher: batcher))
+            admitted: try admit(task: (id, control), group: group, weight: weight, batcher: batcher, input: input))
     }
 
     // MARK: Acquire and release
@@ -53,7 +55,7 @@ extension CallQueue {
     ) async throws -> (held: LifecycleState.Held, startObserved: Bool, batch: BatchRunBase?) {
         switch admitted.outcome {
         case .granted(let held):
-            return (held, false, nil)
+            return (held, false, held.batch)
         case .queued(let ticket):
             let grant = try await waitForGrant(ticket: ticket, group: admitted.group, deadline: deadline)
             let held = LifecycleState.Held(

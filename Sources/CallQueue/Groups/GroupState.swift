@@ -41,6 +41,10 @@ final class GroupState: @unchecked Sendable {
     /// Tickets of each batcher's members in arrival order; tickets that left the line are skipped and dropped
     /// when a batch forms.
     var batchMembers: [ObjectIdentifier: [UInt64]] = [:]
+    /// Batches that hold a slot of this group and have not started their body yet, by batch.
+    var formingBatches: [ObjectIdentifier: FormingBatch] = [:]
+    /// The one forming batch of each batcher that still has room: its new members join it at admission.
+    var openBatches: [ObjectIdentifier: ObjectIdentifier] = [:]
     /// A cluster-wide group's waiting calls that have no cluster ticket yet, in arrival order, from
     /// ``unsentHead`` on; one sender takes them in order while ``senderActive``.
     var unsent: [UInt64] = []
@@ -82,16 +86,36 @@ final class GroupState: @unchecked Sendable {
         var timer: Task<Void, Never>?
         /// The batcher this call is a member of, and its largest batch; `nil` for a plain call.
         var batcher: BatcherTag?
+        /// A batcher member's input, carried with its place in line so that it joins a batch with it.
+        var input: (any Sendable)?
         /// In a cluster-wide group: the call's cluster ticket once the source has taken it.
         var clusterTicket: ClusterTicket?
         /// In a cluster-wide group: its place in the cluster-wide line, as the source last reported it.
         var clusterPlace: (position: Int, queueSize: Int)?
     }
 
-    /// Which batcher a waiting call belongs to.
-    struct BatcherTag: Sendable, Hashable {
+    /// Which batcher a call belongs to, and how its batches are made.
+    struct BatcherTag: Sendable {
         var id: ObjectIdentifier
         var maxBatchSize: Int
+        /// Makes the batch that a granted member forms. Called under the lock: it only allocates.
+        var makeRun: @Sendable () -> BatchRunBase
+    }
+
+    /// A batch that holds a slot and takes members until its body starts.
+    struct FormingBatch {
+        struct Member {
+            var ticket: UInt64
+            var taskID: TaskID
+            var input: any Sendable
+        }
+
+        var run: BatchRunBase
+        var batcher: BatcherTag
+        var held: LifecycleState.Held
+        var members: [Member]
+
+        var room: Int { batcher.maxBatchSize - members.count }
     }
 
     /// Whether the head of the line (with `weight`) fits a free slot and the budget left.
@@ -105,7 +129,7 @@ final class GroupState: @unchecked Sendable {
     /// Whether the group holds nothing: no waiter, no running call, no live task, no parked reader.
     var isIdle: Bool {
         line.isEmpty && running.isEmpty && liveTasks == 0 && parkedReaders.isEmpty && batchMembers.isEmpty
-            && !senderActive
+            && formingBatches.isEmpty && !senderActive
     }
 
     /// Free slot numbers, lowest first, reusing returned ones before making new ones.

@@ -1,64 +1,152 @@
+// Batches in the state: a granted member forms a batch that holds its slot; the batcher's waiting members are
+// pulled into it in line order, and members that arrive while it still has room join it at admission. The
+// membership lives here, under the one lock, until the batch starts its body: then it is handed to the batch.
+
 extension LifecycleState {
-    /// A granted batcher member becomes the leader of a batch: from now on the batch, not the member's task,
-    /// holds the slot. Returns what the batch gives back when its body returns.
-    mutating func lead(_ id: TaskID) -> Held? {
-        guard var task = tasks[id], case .running(var running) = task.phase else { return nil }
-        running.inBatch = true
-        task.phase = .running(running)
-        tasks[id] = task
-        return Held(group: task.group, ticket: running.ticket, slot: running.slot, weight: running.weight)
+    /// A batcher's member was granted a slot: it forms a batch that holds the slot, with itself as its first
+    /// member, and takes the batcher's waiting members in line order. The batch's task is launched after the
+    /// lock is dropped. Returns the batch.
+    mutating func formBatch(
+        ticket: UInt64, taskID: TaskID?, input: (any Sendable)?, batcher: GroupState.BatcherTag,
+        held: inout Held, now: ContinuousClock.Instant, effects: inout Effects
+    ) -> BatchRunBase {
+        let run = batcher.makeRun()
+        held.batch = run
+        guard let group = groups[held.group] else { return run }
+        var forming = GroupState.FormingBatch(run: run, batcher: batcher, held: held, members: [])
+        if let taskID, let input {
+            forming.members.append(.init(ticket: ticket, taskID: taskID, input: input))
+            markInBatch(taskID)
+        }
+        let runID = ObjectIdentifier(run)
+        group.formingBatches[runID] = forming
+        pullWaitingMembers(into: runID, group: held.group, now: now, effects: &effects)
+        if let room = group.formingBatches[runID]?.room, room > 0 {
+            group.openBatches[batcher.id] = runID
+        } else {
+            effects.batchStarts.append(run)  // full already: no window to wait out
+        }
+        effects.batchLaunches.append((run, held))
+        return run
     }
 
-    /// Pulls up to `limit` waiting members of a batcher out of their group's line, in arrival order, into the
-    /// batch `run` that holds `slot`. They start now; each parked member is resumed with the batch.
-    mutating func pullBatchMembers(
-        of batcher: ObjectIdentifier,
+    /// The batcher's forming batch with room that a new member joins at admission, if there is one.
+    func openBatch(of batcher: GroupState.BatcherTag, in groupID: ConcurrencyGroupID) -> ObjectIdentifier? {
+        guard let group = groups[groupID], let runID = group.openBatches[batcher.id],
+            let forming = group.formingBatches[runID], forming.room > 0
+        else { return nil }
+        return runID
+    }
+
+    /// A newly admitted member joins the forming batch `runID`: it runs with it, in its slot.
+    mutating func join(
+        _ runID: ObjectIdentifier, ticket: UInt64, taskID: TaskID, input: any Sendable,
         group groupID: ConcurrencyGroupID,
-        limit: Int,
-        slot: Int,
-        run: BatchRunBase,
-        now: ContinuousClock.Instant,
+        now: ContinuousClock.Instant, effects: inout Effects
+    ) -> Held? {
+        guard let group = groups[groupID], var forming = group.formingBatches[runID] else { return nil }
+        forming.members.append(.init(ticket: ticket, taskID: taskID, input: input))
+        group.formingBatches[runID] = forming
+        startInBatch(taskID, ticket: ticket, slot: forming.held.slot, now: now)
+        if forming.room == 0 { close(forming, runID, group: group, effects: &effects) }
+        wake(taskID, effects: &effects)
+        return Held(group: groupID, ticket: ticket, slot: forming.held.slot, weight: 0, batch: forming.run)
+    }
+
+    /// Pulls the batcher's waiting members out of the line, in arrival order, into the forming batch while it
+    /// has room. They start now; each parked member is resumed with the batch.
+    private mutating func pullWaitingMembers(
+        into runID: ObjectIdentifier, group groupID: ConcurrencyGroupID, now: ContinuousClock.Instant,
         effects: inout Effects
-    ) -> [(ticket: UInt64, taskID: TaskID)] {
-        guard limit > 0, var tickets = groups[groupID]?.batchMembers[batcher] else { return [] }
-        groups[groupID]?.batchMembers[batcher] = nil
-        var pulled: [(ticket: UInt64, taskID: TaskID)] = []
+    ) {
+        guard let group = groups[groupID], var forming = group.formingBatches[runID],
+            var tickets = group.batchMembers[forming.batcher.id]
+        else { return }
         var consumed = 0
+        var pulled: [TaskID] = []
         var headLeft = false
         for ticket in tickets {
-            if pulled.count == limit { break }
+            if forming.room == 0 { break }
             consumed += 1
-            // In place: a copy of the group alive here would copy the whole ring on the first removal.
-            guard let (waiter, wasFirst) = groups[groupID]?.line.remove(ticket: ticket) else { continue }
+            guard let (waiter, wasFirst) = group.line.remove(ticket: ticket) else { continue }
             headLeft = headLeft || wasFirst
             waitingInAll -= 1
             leaveClusterTicket(of: waiter.continuation, in: groupID, effects: &effects)
             if let timer = waiter.continuation.timer { effects.timers.append(timer) }
-            guard let taskID = waiter.continuation.taskID else { continue }
-            pulled.append((ticket, taskID))
-            if var task = tasks[taskID] {
-                task.phase = .running(
-                    Running(ticket: ticket, slot: slot, weight: 0, startedAt: now, inBatch: true))
-                task.version += 1
-                tasks[taskID] = task
-            }
+            guard let taskID = waiter.continuation.taskID, let input = waiter.continuation.input else { continue }
+            forming.members.append(.init(ticket: ticket, taskID: taskID, input: input))
+            pulled.append(taskID)
+            startInBatch(taskID, ticket: ticket, slot: forming.held.slot, now: now)
             if let continuation = waiter.continuation.continuation {
                 parkedWaiters -= 1
-                effects.grants.append((continuation, Grant(slot: slot, startObserved: false, batch: run)))
+                effects.grants.append(
+                    (continuation, Grant(slot: forming.held.slot, startObserved: false, batch: forming.run)))
             } else {
-                early[ticket] = .granted(slot: slot, batch: run)
+                early[ticket] = .granted(slot: forming.held.slot, batch: forming.run)
             }
         }
         tickets.removeFirst(consumed)
-        if !tickets.isEmpty { groups[groupID]?.batchMembers[batcher] = tickets }
+        group.batchMembers[forming.batcher.id] = tickets.isEmpty ? nil : tickets
+        group.formingBatches[runID] = forming
         revision += 1
-        for (_, taskID) in pulled { wake(taskID, effects: &effects) }
+        for taskID in pulled { wake(taskID, effects: &effects) }
         if !pulled.isEmpty { moved(groupID, count: pulled.count, effects: &effects) }
         if headLeft { serve(groupID, now: now, effects: &effects) }
-        return pulled
     }
 
-    /// Drops a batcher's record of members that all left (cancelled, timed out) without a batch forming.
+    /// The batch's window is over: it takes no more members, and its membership is handed to it, in order.
+    mutating func startBatch(_ run: BatchRunBase, group groupID: ConcurrencyGroupID) -> [GroupState.FormingBatch.Member]
+    {
+        let runID = ObjectIdentifier(run)
+        guard let group = groups[groupID], let forming = group.formingBatches.removeValue(forKey: runID) else {
+            return []
+        }
+        if group.openBatches[forming.batcher.id] == runID { group.openBatches[forming.batcher.id] = nil }
+        revision += 1
+        return forming.members
+    }
+
+    /// A member of a forming batch was cancelled: it leaves the batch, and its place is free for another.
+    /// A batch left with no member stops waiting for companions and gives its slot back.
+    mutating func leaveFormingBatch(
+        _ run: BatchRunBase, ticket: UInt64, group groupID: ConcurrencyGroupID, effects: inout Effects
+    ) {
+        let runID = ObjectIdentifier(run)
+        guard let group = groups[groupID], var forming = group.formingBatches[runID],
+            let index = forming.members.firstIndex(where: { $0.ticket == ticket })
+        else { return }
+        forming.members.remove(at: index)
+        group.formingBatches[runID] = forming
+        if forming.members.isEmpty { close(forming, runID, group: group, effects: &effects) }
+    }
+
+    /// The forming batch takes no more members: it is full, or every member left. Its task starts now.
+    private func close(
+        _ forming: GroupState.FormingBatch, _ runID: ObjectIdentifier, group: GroupState, effects: inout Effects
+    ) {
+        if group.openBatches[forming.batcher.id] == runID { group.openBatches[forming.batcher.id] = nil }
+        effects.batchStarts.append(forming.run)
+    }
+
+    private mutating func startInBatch(
+        _ taskID: TaskID, ticket: UInt64, slot: Int, now: ContinuousClock.Instant
+    ) {
+        guard var task = tasks[taskID] else { return }
+        task.phase = .running(Running(ticket: ticket, slot: slot, weight: 0, startedAt: now, inBatch: true))
+        task.version += 1
+        tasks[taskID] = task
+        revision += 1
+    }
+
+    /// The member that formed the batch: from now on the batch, not its task, holds the slot.
+    private mutating func markInBatch(_ taskID: TaskID) {
+        guard var task = tasks[taskID], case .running(var running) = task.phase else { return }
+        running.inBatch = true
+        task.phase = .running(running)
+        tasks[taskID] = task
+    }
+
+    /// Drops a batcher's record of a member that left (served, cancelled, timed out).
     mutating func forgetBatchMember(ticket: UInt64, of batcher: ObjectIdentifier, group groupID: ConcurrencyGroupID) {
         guard var tickets = groups[groupID]?.batchMembers[batcher] else { return }
         if let index = tickets.firstIndex(of: ticket) { tickets.remove(at: index) }

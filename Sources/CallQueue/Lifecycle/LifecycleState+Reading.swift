@@ -33,6 +33,9 @@ extension LifecycleState {
             _ = unsubscribe(subscription)
             return .end
         }
+        // A second task reads while the first waits: one consumer per sequence. The second ends; the first
+        // goes on.
+        if subscription.parked != nil { return .secondConsumer }
         // Only the group's counters are read here: a copy of the group alive while its reader table changes
         // below would copy that table on every read.
         guard let task = tasks[subscription.taskID], let moved = groups[task.group]?.moved,

@@ -15,6 +15,8 @@ struct LifecycleState {
         var positionUpdateFraction: Double
         /// Whether anyone observes statuses (an observer is set): statuses are made for it only then.
         var observes: Bool
+        /// Where a grant that no caller timed (a cancel, a deadline) reads the time: the injected clock.
+        var clock: LifecycleClock = .continuous
         /// Idle undeclared groups kept for reuse before idle ones are freed: a few busy undeclared groups are
         /// not made anew for every call, and a flood of distinct names stays bounded.
         var keptIdleGroups = 64
@@ -70,6 +72,8 @@ struct LifecycleState {
         var ticket: UInt64
         var slot: Int
         var weight: Int
+        /// The batch a batcher's member runs in: it holds the slot, and gives it back when its body returns.
+        var batch: BatchRunBase? = nil
     }
 
     /// What a parked caller is resumed with.
@@ -102,10 +106,15 @@ struct LifecycleState {
         var clusterLeaves: [(source: any ClusterPermitSource, ticket: ClusterTicket, finished: TaskStatus?)] = []
         /// Running calls to cancel (their cluster lease is lost).
         var cancels: [TaskControl] = []
+        /// Batches formed: their tasks start, holding the slot.
+        var batchLaunches: [(run: BatchRunBase, held: Held)] = []
+        /// Forming batches that take no more members (full, or empty): they stop waiting for companions.
+        var batchStarts: [BatchRunBase] = []
 
         var isEmpty: Bool {
             observed.isEmpty && failures.isEmpty && grants.isEmpty && timers.isEmpty && readers.isEmpty
                 && flushes.isEmpty && clusterSends.isEmpty && clusterLeaves.isEmpty && cancels.isEmpty
+                && batchLaunches.isEmpty && batchStarts.isEmpty
         }
     }
 
@@ -205,6 +214,7 @@ struct LifecycleState {
         weight requestedWeight: Int?,
         task: (id: TaskID, control: TaskControl)?,
         batcher: GroupState.BatcherTag? = nil,
+        input: (any Sendable)? = nil,
         now: ContinuousClock.Instant,
         effects: inout Effects
     ) throws -> Admitted {
@@ -219,10 +229,24 @@ struct LifecycleState {
         }
         try ensureGroup(groupID)
         defer { releaseIfIdle(groupID) }
+        if let batcher, let task, let input, let runID = openBatch(of: batcher, in: groupID) {
+            // Its batcher's batch is forming and has room: it joins it, and waits in no line.
+            nextTicket += 1
+            revision += 1
+            tasks[task.id] = LiveTask(
+                id: task.id, group: groupID, control: task.control, queuedAt: now, phase: .waiting(ticket: nextTicket))
+            groups[groupID]!.liveTasks += 1
+            observe(task.id, now: now, into: &effects)
+            if let held = join(
+                runID, ticket: nextTicket, taskID: task.id, input: input, group: groupID, now: now, effects: &effects)
+            {
+                return .granted(held)
+            }
+        }
         // Decided on a copy of the group that ends with this call, so the line appended to below is not
         // shared with it (a shared ring would be copied whole on every admission).
         let (weight, wouldWait, isScheduled) = try admissionDecision(
-            group: groupID, weight: requestedWeight, taskID: task?.id, now: now)
+            group: groupID, weight: requestedWeight, taskID: task?.id, batchSize: batcher?.maxBatchSize ?? 1, now: now)
         nextTicket += 1
         revision += 1
         let ticket = nextTicket
@@ -233,12 +257,21 @@ struct LifecycleState {
             observe(task.id, now: now, into: &effects)
         }
         if isScheduled && !wouldWait {
-            return .granted(start(ticket: ticket, taskID: task?.id, weight: weight, in: groupID, now: now))
+            var held = start(ticket: ticket, taskID: task?.id, weight: weight, in: groupID, now: now)
+            if let batcher {
+                _ = formBatch(
+                    ticket: ticket, taskID: task?.id, input: input, batcher: batcher, held: &held, now: now,
+                    effects: &effects)
+            }
+            return .granted(held)
         }
         groups[groupID]!.line.append(
-            ticket: ticket, weight: weight, continuation: GroupState.LineEntry(taskID: task?.id, batcher: batcher))
+            ticket: ticket, weight: weight,
+            continuation: GroupState.LineEntry(taskID: task?.id, batcher: batcher, input: input))
         if let batcher { groups[groupID]!.batchMembers[batcher.id, default: []].append(ticket) }
         waitingInAll += 1
+        // The queue size grew: with no fraction set, waiting readers hear of every change of it.
+        if settings.positionUpdateFraction == 0 { moved(groupID, effects: &effects) }
         if let source = groups[groupID]!.cluster {
             needsClusterTicket(ticket, in: groupID, source: source, effects: &effects)
         }
@@ -248,7 +281,8 @@ struct LifecycleState {
     /// The call's weight, whether it would wait, and whether its group is scheduled; throws when the call is
     /// not admitted.
     private func admissionDecision(
-        group groupID: ConcurrencyGroupID, weight requestedWeight: Int?, taskID: TaskID?, now: ContinuousClock.Instant
+        group groupID: ConcurrencyGroupID, weight requestedWeight: Int?, taskID: TaskID?, batchSize: Int,
+        now: ContinuousClock.Instant
     ) throws -> (weight: Int, wouldWait: Bool, isScheduled: Bool) {
         let group = groups[groupID]!
         let weight = try Self.validated(weight: requestedWeight, in: group, taskID: taskID)
@@ -263,7 +297,9 @@ struct LifecycleState {
                     waitingInAll: waitingInAll,
                     overallMaxQueueSize: scheduling?.maxQueueSize,
                     wouldWait: wouldWait,
-                    estimatedWait: wouldWait ? estimatedWait(in: group, position: group.line.count, now: now) : .zero,
+                    // Counted as the status counts it: a batcher's member waits for the batches ahead of its own.
+                    estimatedWait: wouldWait
+                        ? estimatedWait(in: group, position: group.line.count / batchSize, now: now) : .zero,
                     maxEstimatedWait: scheduling?.maxEstimatedWait
                 ),
                 taskID: taskID
@@ -313,6 +349,8 @@ struct LifecycleState {
         if isCancelled {
             if let timer { effects.timers.append(timer) }
             _ = removeWaiting(ticket: ticket, group: group, error: CancellationError(), effects: &effects)
+            // The caller is here and hears it now: nothing is kept for it to find.
+            early[ticket] = nil
             return .failed(CancellationError())
         }
         groups[group]?.line.update(ticket: ticket) { entry in
@@ -376,14 +414,22 @@ struct LifecycleState {
             }
             return
         }
+        var granted: Set<ConcurrencyGroupID> = []
         while processPermitFree {
             var oldest: (group: ConcurrencyGroupID, ticket: UInt64)?
             for (id, group) in groups {
                 guard let head = group.line.first, group.isScheduled, group.fits(weight: head.weight) else { continue }
                 if oldest == nil || head.ticket < oldest!.ticket { oldest = (id, head.ticket) }
             }
-            guard let oldest else { return }
+            guard let oldest else { break }
             grantHead(of: oldest.group, now: &now, effects: &effects)
+            granted.insert(oldest.group)
+        }
+        // A head that waits for the process-wide limit counts the other groups' heads ahead of it: a grant in
+        // any group moves it.
+        guard !granted.isEmpty else { return }
+        for (id, group) in groups where !granted.contains(id) && !group.line.isEmpty {
+            moved(id, effects: &effects)
         }
     }
 
@@ -398,7 +444,7 @@ struct LifecycleState {
         of groupID: ConcurrencyGroupID, now: inout ContinuousClock.Instant?, effects: inout Effects
     ) {
         let waiter = groups[groupID]!.line.removeFirst()
-        let instant = now ?? ContinuousClock.now
+        let instant = now ?? settings.clock.now
         now = instant
         grant(waiter, in: groupID, now: instant, permit: nil, effects: &effects)
     }
@@ -409,10 +455,15 @@ struct LifecycleState {
         now instant: ContinuousClock.Instant, permit: ClusterPermit?, effects: inout Effects
     ) {
         waitingInAll -= 1
-        let held = start(
+        var held = start(
             ticket: waiter.ticket, taskID: waiter.continuation.taskID, weight: waiter.weight, in: groupID,
             now: instant, permit: permit)
         if let timer = waiter.continuation.timer { effects.timers.append(timer) }
+        if let batcher = waiter.continuation.batcher {
+            _ = formBatch(
+                ticket: waiter.ticket, taskID: waiter.continuation.taskID, input: waiter.continuation.input,
+                batcher: batcher, held: &held, now: instant, effects: &effects)
+        }
         if let continuation = waiter.continuation.continuation {
             parkedWaiters -= 1
             if let taskID = waiter.continuation.taskID, settings.observes,
@@ -422,9 +473,10 @@ struct LifecycleState {
                 tasks[taskID]?.phase = .running(running)
                 observe(taskID, now: instant, into: &effects)
             }
-            effects.grants.append((continuation, Grant(slot: held.slot, startObserved: settings.observes)))
+            effects.grants.append(
+                (continuation, Grant(slot: held.slot, startObserved: settings.observes, batch: held.batch)))
         } else {
-            early[waiter.ticket] = .granted(slot: held.slot, batch: nil)
+            early[waiter.ticket] = .granted(slot: held.slot, batch: held.batch)
         }
         if let taskID = waiter.continuation.taskID { wake(taskID, effects: &effects) }
         moved(groupID, effects: &effects)
@@ -454,6 +506,10 @@ struct LifecycleState {
 
     /// `count` calls left a line: positions behind them changed. Parked readers that are due are woken
     /// now (interval zero) or by one flush per interval.
+    ///
+    /// Also called, with a count of one, for a change that no departure from this line made: the queue grew
+    /// (when every change is told), or another group's head went first under the process-wide limit. Either
+    /// moves a place by one at most, so the count still bounds how far any place moved.
     mutating func moved(_ groupID: ConcurrencyGroupID, count: Int = 1, effects: inout Effects) {
         guard var group = groups[groupID] else { return }
         group.moved &+= UInt64(count)
@@ -619,11 +675,12 @@ struct LifecycleState {
         case .waiting(let ticket):
             let place = group.line.entry(ticket: ticket)?.clusterPlace
             var position = place?.position ?? group.line.position(of: ticket) ?? 0
-            let queueSize = max(place?.queueSize ?? group.line.count, position + 1)
+            var queueSize = max(place?.queueSize ?? group.line.count, position + 1)
             var holder = TaskStatus.Holder.group
-            // A batcher's member counts the calls ahead in batches of its largest size.
+            // A batcher's member waits for the batches ahead of its own: the calls ahead in batches of its
+            // largest size.
             let batchSize = group.line.entry(ticket: ticket)?.batcher?.maxBatchSize ?? 1
-            let runsAhead = (position + batchSize - 1) / batchSize
+            let runsAhead = position / batchSize
             var wait = estimatedWait(in: group, position: runsAhead, now: now)
             if position == 0, group.isScheduled, !processPermitFree,
                 let head = group.line.first, group.fits(weight: head.weight), let limit = scheduling?.processWideLimit
@@ -633,6 +690,8 @@ struct LifecycleState {
                     guard let otherHead = other.line.first else { return false }
                     return other.isScheduled && otherHead.ticket < ticket && other.fits(weight: otherHead.weight)
                 }
+                // Its line is the group's behind it and the other groups' heads that go first.
+                queueSize = group.line.count + position
                 wait = .clampedSeconds(estimate.seconds * Double(position + 1) / Double(limit))
             }
             return TaskStatus(

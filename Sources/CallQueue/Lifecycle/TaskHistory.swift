@@ -43,7 +43,10 @@ struct TaskHistory<Value> {
             orderStart = 0
         }
         // An id recorded again and again leaves stale pairs behind; at most half the ring may be stale.
-        if order.count - orderStart > 2 * capacity + 32 {
+        // Saturating: a capacity of `Int.max` (keep everything) must not overflow.
+        let (doubled, overflow) = capacity.multipliedReportingOverflow(by: 2)
+        let staleBound = overflow || doubled > Int.max - 32 ? Int.max : doubled + 32
+        if order.count - orderStart > staleBound {
             order = order[orderStart...].filter { entries[$0.id]?.sequence == $0.sequence }
             orderStart = 0
         }

@@ -13,11 +13,16 @@
 /// // ... the farm picks the job up:
 /// try lifecycle.start(id, slot: machineNumber)
 /// lifecycle.report(id, fraction: 0.5, step: "frame 12 of 24")
-/// lifecycle.finish(id, outcome: .succeeded)
+/// try lifecycle.finish(id, outcome: .succeeded)
 /// ```
 ///
 /// Hand-tracked tasks of one group form a line in the order they were registered; a task leaves it when it
 /// starts or finishes. Their ETA assumes one runs at a time.
+///
+/// A queue's own lifecycle (``CallQueue/lifecycle``) refuses ``register(_:group:onCancel:)``,
+/// ``start(_:slot:)`` and ``finish(_:outcome:result:)`` with ``CallQueueError/Code/invalidArgument``: its
+/// calls record themselves, and a start or finish from outside would take a call out of its line without
+/// answering its caller, or give its slot away while its body runs.
 public final class TaskLifecycle: Sendable {
     /// How a lifecycle behaves.
     public struct Configuration: Sendable {
@@ -87,7 +92,8 @@ public final class TaskLifecycle: Sendable {
                 initialRunTimeEstimate: initialRunTimeEstimate,
                 positionUpdateInterval: positionUpdateInterval,
                 positionUpdateFraction: positionUpdateFraction,
-                observes: observer != nil
+                observes: observer != nil,
+                clock: clock
             )
         }
     }
@@ -96,6 +102,8 @@ public final class TaskLifecycle: Sendable {
     let clock: LifecycleClock
     let observer: (any CallQueueObserver)?
     let positionUpdateInterval: Duration
+    /// A ``CallQueue``'s lifecycle: the queue records its calls, and nobody else may.
+    let isOwnedByQueue: Bool
 
     /// A lifecycle for tasks you track yourself.
     ///
@@ -111,6 +119,7 @@ public final class TaskLifecycle: Sendable {
         clock = configuration.clock
         observer = configuration.observer
         positionUpdateInterval = configuration.positionUpdateInterval
+        isOwnedByQueue = scheduling != nil
     }
 
     // MARK: Reading
@@ -233,8 +242,9 @@ public final class TaskLifecycle: Sendable {
     /// Records that a registered task started, in `slot`.
     ///
     /// - Throws: ``CallQueueError`` with ``CallQueueError/Code/unknownTask`` when it is not live, or
-    ///   ``CallQueueError/Code/invalidArgument`` when it already started.
+    ///   ``CallQueueError/Code/invalidArgument`` when it already started, or on a ``CallQueue``'s lifecycle.
     public func start(_ id: TaskID, slot: Int = 0) throws {
+        try refuseOnQueue("start", id)
         let now = clock.now
         var effects = LifecycleState.Effects()
         try state.withLock { try $0.startTracked(id, slot: slot, now: now, effects: &effects) }
@@ -253,9 +263,23 @@ public final class TaskLifecycle: Sendable {
     /// Records that a task finished and moves it to the history, with its result when it succeeded.
     ///
     /// - Returns: Its final status, or `nil` when it was not live.
+    /// - Throws: ``CallQueueError`` with ``CallQueueError/Code/invalidArgument`` on a ``CallQueue``'s
+    ///   lifecycle, whose calls finish themselves (cancel one with ``cancel(_:)``).
     @discardableResult
-    public func finish(_ id: TaskID, outcome: TaskStatus.Outcome, result: (any Sendable)? = nil) -> TaskStatus? {
-        record(finishOf: id, outcome: outcome, result: outcome == .succeeded ? result : nil, bodyRan: true)
+    public func finish(
+        _ id: TaskID, outcome: TaskStatus.Outcome, result: (any Sendable)? = nil
+    ) throws -> TaskStatus? {
+        try refuseOnQueue("finish", id)
+        return record(finishOf: id, outcome: outcome, result: outcome == .succeeded ? result : nil, bodyRan: true)
+    }
+
+    private func refuseOnQueue(_ verb: String, _ id: TaskID) throws {
+        guard isOwnedByQueue else { return }
+        throw CallQueueError(
+            .invalidArgument,
+            "this lifecycle belongs to a CallQueue, whose calls \(verb) themselves; cancel a call with "
+                + "queue.cancel(_:), or track work of your own in a TaskLifecycle of its own",
+            taskID: id)
     }
 
     /// Finishes a job's task: `bodyRan` is false for a job granted its slot whose caller was gone first.
@@ -298,6 +322,8 @@ public final class TaskLifecycle: Sendable {
         for reader in effects.readers { reader.resume(returning: .woken) }
         for group in effects.flushes { scheduleFlush(of: group) }
         for control in effects.cancels { control.cancel() }
+        for (run, held) in effects.batchLaunches { run.launch(held) }
+        for run in effects.batchStarts { run.startNow() }
         for (source, ticket, finished) in effects.clusterLeaves { source.leave(ticket, finished: finished) }
         for (group, source) in effects.clusterSends { startClusterSender(for: group, source: source) }
     }

@@ -53,7 +53,15 @@ extension TaskStatus: Codable {
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         func seconds(_ key: CodingKeys) throws -> Duration {
-            .seconds(try container.decode(Double.self, forKey: key))
+            let value = try container.decode(Double.self, forKey: key)
+            // `Duration.seconds(_:)` traps past about 9.2e18 s; a status never holds more than the ETA limit.
+            guard value.isFinite, value >= 0, value <= Duration.etaLimit.seconds else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: key, in: container,
+                    debugDescription:
+                        "\(key.stringValue) must be seconds in 0...\(Duration.etaLimit.seconds), not \(value)")
+            }
+            return .seconds(value)
         }
         let stateName = try container.decode(String.self, forKey: .state)
         let state: State

@@ -9,8 +9,9 @@
 /// ``TaskLifecycle/Configuration/positionUpdateInterval``. A subscriber that never reads costs the queue
 /// nothing when its line moves.
 ///
-/// One consumer at a time, like `AsyncStream`. Cancelling the consuming task ends the sequence (`nil`);
-/// it does not cancel the task it follows. The subscription is freed when the task ends or the sequence
+/// One consumer at a time, like `AsyncStream`: a second task that calls `next()` while another waits in it
+/// gets `nil` at once (its iteration ends), and the waiting one goes on unharmed. Cancelling the consuming
+/// task ends the sequence (`nil`); it does not cancel the task it follows. The subscription is freed when the task ends or the sequence
 /// and its iterators are gone.
 public struct TaskUpdates: AsyncSequence, Sendable {
     public typealias Element = TaskStatus
@@ -42,6 +43,8 @@ final class UpdateSubscription: @unchecked Sendable {
         case end
         /// Something changed: read again.
         case woken
+        /// Another task is waiting on this subscription: this reader's iteration ends.
+        case secondConsumer
     }
 
     let taskID: TaskID
@@ -82,7 +85,7 @@ final class SubscriptionToken: Sendable {
             }
             switch step {
             case .status(let status): return status
-            case .end: return nil
+            case .end, .secondConsumer: return nil
             case .woken: continue
             }
         }
