@@ -32,6 +32,7 @@ static struct fake_device devices[4] = {{0}, {1}, {2}, {3}};
 static int init_result;
 static int init_balance;
 static unsigned int device_count;
+static unsigned long long device_offset[4];
 static unsigned long long mem_total, mem_reserved;
 static unsigned long long mem_used[MAX_SCRIPT];
 static unsigned int mem_used_count, mem_next;
@@ -48,6 +49,7 @@ void fake_nvml_reset(void) {
     init_result = 0;
     init_balance = 0;
     device_count = 1;
+    for (int i = 0; i < 4; i++) device_offset[i] = 0;
     mem_total = 80ull << 30;
     mem_reserved = 512ull << 20;
     mem_used[0] = 1ull << 30;
@@ -72,6 +74,9 @@ __attribute__((constructor)) static void fake_nvml_load(void) { fake_nvml_reset(
 
 void fake_nvml_set_init_result(int code) { LOCKED(init_result = code); }
 void fake_nvml_set_device_count(unsigned int count) { LOCKED(device_count = count > 4 ? 4 : count); }
+void fake_nvml_set_device_used_offset(unsigned int index, unsigned long long offset) {
+    if (index < 4) LOCKED(device_offset[index] = offset);
+}
 void fake_nvml_set_memory_v2_result(int code) { LOCKED(memory_v2_result = code); }
 void fake_nvml_grow_processes_once(void) { LOCKED(grow_processes_once = 1); }
 int fake_nvml_init_balance(void) {
@@ -175,8 +180,9 @@ nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char *name, unsigned int len
 
 /* nvmlDeviceGetUUID is deliberately missing: the monitor must cope with a function the library lacks. */
 
-static void next_memory(unsigned long long *used) {
-    *used = mem_used[mem_next < mem_used_count ? mem_next : mem_used_count - 1];
+static void next_memory(nvmlDevice_t device, unsigned long long *used) {
+    *used = mem_used[mem_next < mem_used_count ? mem_next : mem_used_count - 1]
+        + device_offset[((struct fake_device *)device)->index];
     if (mem_next < mem_used_count) mem_next++;
     memory_reads++;
 }
@@ -186,7 +192,7 @@ nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t *memory) 
     if (!device || !memory) return 2;
     pthread_mutex_lock(&lock);
     unsigned long long used;
-    next_memory(&used);
+    next_memory(device, &used);
     /* v1: used includes the reserved memory, and total == free + used. */
     memory->total = mem_total;
     memory->used = used + mem_reserved;
@@ -204,7 +210,7 @@ nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemory_v2_t *me
     if (memory->version != (unsigned int)(sizeof(nvmlMemory_v2_t) | (2u << 24))) return 25;
     pthread_mutex_lock(&lock);
     unsigned long long used;
-    next_memory(&used);
+    next_memory(device, &used);
     /* v2: reserved apart, total == reserved + free + used. */
     memory->total = mem_total;
     memory->reserved = mem_reserved;

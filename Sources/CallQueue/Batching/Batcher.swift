@@ -163,7 +163,7 @@ public final class Batcher<Input: Sendable, Output: Sendable>: Sendable {
         let batchContext = BatchContext(
             group: group, slot: held.slot, taskIDs: members.map(\.taskID), lifecycle: lifecycle,
             cancelled: { [run] in run.isCancelled($0) })
-        let window = queue.configuration.memorySampler?.openWindow()
+        let window = queue.memorySampler(group: group, slot: held.slot)?.openWindow()
         let start = lifecycle.clock.now
         var outcomes: [Result<Output, any Error>]
         do {

@@ -25,8 +25,13 @@ extension CallQueue {
         /// Receives the queue's events.
         public var observer: (any CallQueueObserver)?
         /// Samples the device's memory while GPU jobs run; their ``PerfStats`` then carry the peaks of
-        /// each job's own run. `nil`: time only.
+        /// each job's own run. `nil`: time only. With ``deviceSamplers`` set, those are used instead.
         public var memorySampler: MemorySampler?
+        /// One sampler per device, by device index: a call's ``PerfStats`` carry the peaks of the device its
+        /// slot runs on (``ConcurrencyGroupConfiguration/devices``; by default slot k on device k), read by
+        /// that device's one sampler whatever the number of calls on it. Empty: ``memorySampler`` serves
+        /// every slot. ``MemorySampler/forEachDevice(pollRate:nvmlLibraryPath:)`` makes one per GPU.
+        public var deviceSamplers: [MemorySampler] = []
         /// What a call naming an undeclared group gets: a group with ``defaultLimit`` (freed again when
         /// idle), or a ``CallQueueError/Code/unknownGroup`` error.
         public var undeclaredGroups: UndeclaredGroupPolicy = .defaultLimit
@@ -59,6 +64,7 @@ extension CallQueue {
             initialRunTimeEstimate: Duration = .seconds(10),
             observer: (any CallQueueObserver)? = nil,
             memorySampler: MemorySampler? = nil,
+            deviceSamplers: [MemorySampler] = [],
             undeclaredGroups: UndeclaredGroupPolicy = .defaultLimit,
             positionUpdateInterval: Duration = .milliseconds(250),
             positionUpdateFraction: Double = 0,
@@ -76,6 +82,7 @@ extension CallQueue {
             self.initialRunTimeEstimate = initialRunTimeEstimate
             self.observer = observer
             self.memorySampler = memorySampler
+            self.deviceSamplers = deviceSamplers
             self.undeclaredGroups = undeclaredGroups
             self.positionUpdateInterval = positionUpdateInterval
             self.positionUpdateFraction = positionUpdateFraction
@@ -94,6 +101,15 @@ extension CallQueue {
             }
             for (id, group) in groups {
                 try Self.check(limit: group.limit, for: "'\(id)'")
+                if let devices = group.devices {
+                    guard !devices.isEmpty, devices.allSatisfy({ deviceSamplers.indices.contains($0) }) else {
+                        throw CallQueueError(
+                            .invalidArgument,
+                            "devices \(devices) for group '\(id)' must name devices in 0..<\(deviceSamplers.count), "
+                                + "the indices of deviceSamplers",
+                            group: id)
+                    }
+                }
                 if let size = group.maxQueueSize, size < 0 {
                     throw CallQueueError(
                         .invalidArgument, "maxQueueSize \(size) for group '\(id)' is negative", group: id)
@@ -173,5 +189,16 @@ extension CallQueue {
         case defaultLimit
         /// ``CallQueueError/Code/unknownGroup``: every group must be declared.
         case reject
+    }
+}
+
+extension CallQueue {
+    /// The sampler of the device a call in `slot` of `group` runs on: its device's with ``Configuration/deviceSamplers``,
+    /// else the one ``Configuration/memorySampler``.
+    func memorySampler(group: ConcurrencyGroupID, slot: Int) -> MemorySampler? {
+        let samplers = configuration.deviceSamplers
+        guard !samplers.isEmpty else { return configuration.memorySampler }
+        let declared = configuration.groups[group] ?? ConcurrencyGroupConfiguration(limit: configuration.defaultLimit)
+        return declared.device(ofSlot: slot, deviceCount: samplers.count).map { samplers[$0] }
     }
 }

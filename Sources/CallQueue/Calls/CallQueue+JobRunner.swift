@@ -152,7 +152,7 @@ extension CallQueue {
             let context = CallContext(
                 taskID: job.id, group: job.admitted.group, slot: held.slot, lifecycle: lifecycle, control: job.control)
             // Closed before the finish gives the slot away, so the next call's run cannot fall into it.
-            let window = configuration.memorySampler?.openWindow()
+            let window = memorySampler(group: job.admitted.group, slot: held.slot)?.openWindow()
             defer { memory = window?.close() }
             bodyRan = true
             result = .success(try await execute(context))

@@ -24,6 +24,20 @@ public struct DeviceMonitorSelection: Sendable, CustomStringConvertible {
         }
     }
 
+    /// Chooses a monitor for every GPU NVML sees, in NVML's order: one entry per device, for
+    /// ``CallQueue/Configuration/deviceSamplers``. Where NVML is not available (or sees no device), one entry:
+    /// the host's memory, with the reason.
+    public static func automaticForEachDevice(nvmlLibraryPath: String? = nil) -> [DeviceMonitorSelection] {
+        let count: Int
+        do {
+            count = try NVMLDeviceMonitor.deviceCount(libraryPath: nvmlLibraryPath)
+        } catch {
+            return [automatic(deviceIndex: 0, nvmlLibraryPath: nvmlLibraryPath)]
+        }
+        guard count > 0 else { return [automatic(deviceIndex: 0, nvmlLibraryPath: nvmlLibraryPath)] }
+        return (0..<count).map { automatic(deviceIndex: $0, nvmlLibraryPath: nvmlLibraryPath) }
+    }
+
     public var description: String {
         if let nvmlFailure {
             return "\(monitor.device), because NVML is not available: \(nvmlFailure)"

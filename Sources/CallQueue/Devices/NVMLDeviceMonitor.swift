@@ -58,6 +58,19 @@ public final class NVMLDeviceMonitor: DeviceMonitor, @unchecked Sendable {
         library.release()
     }
 
+    /// How many devices NVML sees.
+    ///
+    /// - Parameter libraryPath: The library to open; `nil` tries the usual names.
+    /// - Throws: ``NVMLFailure``, as ``init(index:libraryPath:)``.
+    public static func deviceCount(libraryPath: String? = nil) throws -> Int {
+        let library = try NVMLLibrary.open(path: libraryPath)
+        try library.acquire()
+        defer { library.release() }
+        var count: UInt32 = 0
+        try library.check(library.deviceCount(&count), "nvmlDeviceGetCount_v2")
+        return Int(count)
+    }
+
     /// The library that was opened.
     public var libraryPath: String { library.path }
 

@@ -56,6 +56,15 @@ public final class MemorySampler: Sendable {
         state.withLock { $0.loop }?.cancel()
     }
 
+    /// One sampler per GPU that NVML sees, in device order, for ``CallQueue/Configuration/deviceSamplers``;
+    /// one sampler of the host's memory where NVML is not available. See
+    /// ``DeviceMonitorSelection/automaticForEachDevice(nvmlLibraryPath:)``.
+    public static func forEachDevice(pollRate: Double = 8, nvmlLibraryPath: String? = nil) -> [MemorySampler] {
+        DeviceMonitorSelection.automaticForEachDevice(nvmlLibraryPath: nvmlLibraryPath).map {
+            MemorySampler(monitor: $0.monitor, pollRate: pollRate)
+        }
+    }
+
     /// A call's window on the device's memory.
     public struct Window: Sendable {
         fileprivate let id: Int

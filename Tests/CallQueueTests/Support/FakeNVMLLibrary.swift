@@ -50,6 +50,11 @@ enum FakeNVMLLibrary {
         function("fake_nvml_set_device_count", as: (@convention(c) (UInt32) -> Void).self)(count)
     }
 
+    static func setDeviceUsedOffset(_ index: UInt32, _ offset: UInt64) {
+        function("fake_nvml_set_device_used_offset", as: (@convention(c) (UInt32, UInt64) -> Void).self)(
+            index, offset)
+    }
+
     static func setMemoryV2Result(_ code: Int32) {
         function("fake_nvml_set_memory_v2_result", as: (@convention(c) (Int32) -> Void).self)(code)
     }

@@ -13,6 +13,8 @@ void fake_nvml_reset(void);
 void fake_nvml_set_init_result(int code);
 /* How many devices the fake reports. */
 void fake_nvml_set_device_count(unsigned int count);
+/* Memory used on device `index` is the scripted value plus this offset, so devices read differently. */
+void fake_nvml_set_device_used_offset(unsigned int index, unsigned long long offset);
 /* Memory reads: total and reserved stay fixed; each read takes the next "used" value (the last repeats). */
 void fake_nvml_script_memory(unsigned long long total, unsigned long long reserved, const unsigned long long *used,
                              unsigned int count);
