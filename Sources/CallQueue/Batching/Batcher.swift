@@ -52,7 +52,7 @@ public final class Batcher<Input: Sendable, Output: Sendable>: Sendable {
         GroupState.BatcherTag(id: ObjectIdentifier(self), maxBatchSize: maxBatchSize) {
             BatchRun<Input, Output>(
                 launch: { run, held in
-                    let task = Task { await self.runBatch(run, held: held) }
+                    let task = self.queue.scheduler.background.spawn { await self.runBatch(run, held: held) }
                     run.attach(task)
                 },
                 leaveForming: { run, ticket in self.leaveForming(run, ticket: ticket) })
@@ -88,7 +88,7 @@ public final class Batcher<Input: Sendable, Output: Sendable>: Sendable {
         -> JobHandle<Output>
     {
         let job = try admit(input, id: id)
-        let task = Task {
+        let task = queue.scheduler.background.spawn {
             defer { self.forget(job) }
             return await self.queue.runJob(job, deadline: deadline, keepResult: { $0 }, arguments: [input]) {
                 context in
@@ -118,15 +118,11 @@ public final class Batcher<Input: Sendable, Output: Sendable>: Sendable {
     /// A member is done (served, cancelled, timed out): its place in the batcher's record goes.
     private func forget(_ job: CallQueue.AdmittedJob) {
         let ticket = ticketOf(job)
-        queue.lifecycle.state.withLock {
-            $0.forgetBatchMember(ticket: ticket, of: ObjectIdentifier(self), group: group)
-        }
+        queue.scheduler.forgetBatchMember(ticket: ticket, of: ObjectIdentifier(self), group: group)
     }
 
     private func leaveForming(_ run: BatchRunBase, ticket: UInt64) {
-        var effects = LifecycleState.Effects()
-        queue.lifecycle.state.withLock { $0.leaveFormingBatch(run, ticket: ticket, group: group, effects: &effects) }
-        queue.lifecycle.run(effects)
+        queue.scheduler.leaveFormingBatch(run, ticket: ticket, group: group)
     }
 
     private func ticketOf(_ job: CallQueue.AdmittedJob) -> UInt64 {
@@ -143,7 +139,7 @@ public final class Batcher<Input: Sendable, Output: Sendable>: Sendable {
         if maxDelay > .zero {
             await run.waitForCompanions(until: lifecycle.clock.now + maxDelay, on: lifecycle.clock)
         }
-        let formed = lifecycle.state.withLock { $0.startBatch(run, group: group) }
+        let formed = queue.scheduler.startBatch(run, group: group)
         var members: [BatchRun<Input, Output>.Member] = []
         var strays: [UInt64] = []
         for member in formed {

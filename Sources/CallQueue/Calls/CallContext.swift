@@ -34,7 +34,7 @@ public struct CallContext: Sendable {
 
     /// In a cluster-wide group (``CallQueue/Configuration/permitSources``): the grant, with its slot and
     /// fencing number; `nil` in an in-process group.
-    public var permit: ClusterPermit? { lifecycle.clusterPermit(of: taskID) }
+    public var permit: ClusterPermit? { lifecycle.scheduler.clusterPermit(of: taskID) }
 
     /// Whether this call was cancelled by id (``CallQueue/cancel(_:)``).
     public var isCancelRequested: Bool { control.isCancelRequested }

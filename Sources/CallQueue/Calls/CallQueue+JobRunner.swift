@@ -22,13 +22,7 @@ extension CallQueue {
         task: (id: TaskID, control: TaskControl)?, group: ConcurrencyGroupID, weight: Int?,
         batcher: GroupState.BatcherTag? = nil, input: (any Sendable)? = nil
     ) throws -> Admitted {
-        let now = lifecycle.clock.now
-        var effects = LifecycleState.Effects()
-        let outcome = try lifecycle.state.withLock { state in
-            try state.admit(
-                group: group, weight: weight, task: task, batcher: batcher, input: input, now: now, effects: &effects)
-        }
-        lifecycle.run(effects)
+        let outcome = try scheduler.admit(group: group, weight: weight, task: task, batcher: batcher, input: input)
         return Admitted(group: group, weight: weight ?? 0, outcome: outcome)
     }
 
@@ -57,70 +51,16 @@ extension CallQueue {
         case .granted(let held):
             return (held, false, held.batch)
         case .queued(let ticket):
-            let grant = try await waitForGrant(ticket: ticket, group: admitted.group, deadline: deadline)
+            let grant = try await scheduler.waitForGrant(ticket: ticket, group: admitted.group, deadline: deadline)
             let held = LifecycleState.Held(
                 group: admitted.group, ticket: ticket, slot: grant.slot, weight: admitted.weight)
             return (held, grant.startObserved, grant.batch)
         }
     }
 
-    private func waitForGrant(
-        ticket: UInt64, group: ConcurrencyGroupID, deadline: ContinuousClock.Instant?
-    ) async throws -> LifecycleState.Grant {
-        try await withTaskCancellationHandler {
-            try await withUnsafeThrowingContinuation {
-                (continuation: UnsafeContinuation<LifecycleState.Grant, any Error>) in
-                let timer = deadline.map { scheduleTimeout(of: ticket, in: group, at: $0) }
-                let isCancelled = Task.isCancelled
-                var effects = LifecycleState.Effects()
-                let early = lifecycle.state.withLock { state in
-                    state.park(
-                        ticket: ticket, group: group, continuation: continuation, timer: timer,
-                        isCancelled: isCancelled, effects: &effects)
-                }
-                lifecycle.run(effects)
-                switch early {
-                case nil: break
-                case .granted(let slot, let batch):
-                    continuation.resume(returning: .init(slot: slot, startObserved: false, batch: batch))
-                case .failed(let error): continuation.resume(throwing: error)
-                }
-            }
-        } onCancel: {
-            leaveLine(ticket: ticket, group: group, error: CancellationError())
-        }
-    }
-
-    private func scheduleTimeout(
-        of ticket: UInt64, in group: ConcurrencyGroupID, at deadline: ContinuousClock.Instant
-    ) -> Task<Void, Never> {
-        Task { [clock = lifecycle.clock] in
-            do {
-                try await clock.sleep(until: deadline)
-            } catch {
-                return  // granted or gone first
-            }
-            self.leaveLine(
-                ticket: ticket, group: group,
-                error: CallQueueError(
-                    .timedOut, "the deadline passed while waiting in group '\(group)'", group: group))
-        }
-    }
-
-    func leaveLine(ticket: UInt64, group: ConcurrencyGroupID, error: any Error) {
-        var effects = LifecycleState.Effects()
-        lifecycle.state.withLock {
-            _ = $0.removeWaiting(ticket: ticket, group: group, error: error, effects: &effects)
-        }
-        lifecycle.run(effects)
-    }
-
     /// Gives back what an untracked call held; the next in line is granted in the same step.
     func release(_ held: LifecycleState.Held) {
-        let now = lifecycle.clock.now
-        var effects = LifecycleState.Effects()
-        lifecycle.state.withLock { $0.release(held, now: now, effects: &effects) }
-        lifecycle.run(effects)
+        scheduler.release(held)
     }
 
     // MARK: Start, run, finish, report

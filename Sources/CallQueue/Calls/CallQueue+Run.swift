@@ -165,7 +165,7 @@ extension CallQueue {
         }
         let stats = PerfStats(queued: .zero, running: ContinuousClock.now - start)
         if resetFlags, let id {
-            lifecycle.state.withLock { $0.tasks[id]?.control }?.resetFlags()
+            scheduler.control(of: id)?.resetFlags()
         }
         if case .failure(let error) = result, !(error is CancellationError) {
             configuration.observer?.callDidFail(Self.failureReport(error, taskID: id, arguments: arguments()))

@@ -88,8 +88,9 @@ public final class CallQueue: Sendable {
     /// Shuts the queue: every waiting call fails with ``CallQueueError/Code/closed``, and so does every
     /// later call. Running calls finish normally.
     public func close() {
-        var effects = LifecycleState.Effects()
-        lifecycle.state.withLock { $0.close(effects: &effects) }
-        lifecycle.run(effects)
+        scheduler.close()
     }
+
+    /// The owner of the queue's state.
+    var scheduler: Scheduler { lifecycle.scheduler }
 }

@@ -27,7 +27,7 @@ extension CallQueue {
         _ body: @escaping @Sendable (CallContext) async throws -> Output
     ) throws -> JobHandle<Output> {
         let job = try admitJob(id: id, group: group, weight: weight)
-        let task = Task {
+        let task = scheduler.background.spawn {
             await self.runJob(job, deadline: deadline, keepResult: { $0 }, arguments: []) { context in
                 try await CallContext.$current.withValue(context) { try await body(context) }
             }

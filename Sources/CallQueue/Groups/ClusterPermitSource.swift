@@ -76,12 +76,12 @@ public struct ClusterPermit: Sendable, Hashable {
 /// What a ``ClusterPermitSource`` reports about one ticket. Every method may be called from any thread,
 /// never under a lock of the source's that the queue could wait on.
 public final class ClusterTicketEvents: Sendable {
-    private weak let lifecycle: TaskLifecycle?
+    private weak let scheduler: Scheduler?
     let group: ConcurrencyGroupID
     let localTicket: UInt64
 
-    init(lifecycle: TaskLifecycle, group: ConcurrencyGroupID, localTicket: UInt64) {
-        self.lifecycle = lifecycle
+    init(scheduler: Scheduler, group: ConcurrencyGroupID, localTicket: UInt64) {
+        self.scheduler = scheduler
         self.group = group
         self.localTicket = localTicket
     }
@@ -89,14 +89,14 @@ public final class ClusterTicketEvents: Sendable {
     /// The ticket was granted: the call starts with this slot. A call that has left in the meantime gives the
     /// slot back at once (``ClusterPermitSource/leave(_:finished:)``).
     public func granted(_ ticket: ClusterTicket, permit: ClusterPermit) {
-        lifecycle?.clusterGranted(self, ticket: ticket, permit: permit)
+        scheduler?.clusterGranted(self, ticket: ticket, permit: permit)
     }
 
     /// The ticket's place in the cluster-wide line changed: `position` waiting calls are ahead of it,
     /// `queueSize` wait in all. `runTimeEstimate`, when the source knows it, is the group's typical run time
     /// across all replicas; the group's ETAs use it instead of this process's own figure.
     public func positionChanged(position: Int, queueSize: Int, runTimeEstimate: Duration? = nil) {
-        lifecycle?.clusterPositionChanged(
+        scheduler?.clusterPositionChanged(
             self, position: max(0, position), queueSize: max(1, queueSize),
             runTimeEstimate: runTimeEstimate.map { min(max($0, .zero), .etaLimit) })
     }
@@ -106,11 +106,11 @@ public final class ClusterTicketEvents: Sendable {
     /// `error`. An untracked call (``CallQueue/runQueued(group:weight:deadline:isolation:_:)``) has no task to
     /// cancel and runs to its end.
     public func lost(_ error: CallQueueError) {
-        lifecycle?.clusterLost(self, error: error)
+        scheduler?.clusterLost(self, error: error)
     }
 
     /// Another replica asked to cancel this call by its task id.
     public func cancelRequested() {
-        lifecycle?.clusterCancelRequested(self)
+        scheduler?.clusterCancelRequested(self)
     }
 }

@@ -22,7 +22,7 @@ public struct GroupSnapshot: Sendable, Hashable, Codable {
 extension CallQueue {
     /// Every group in use (declared groups always, undeclared ones while they hold anything), sorted by name.
     public var groups: [GroupSnapshot] {
-        lifecycle.state.withLock { state in
+        scheduler.inspect { state in
             var snapshots: [ConcurrencyGroupID: GroupSnapshot] = [:]
             for id in configuration.groups.keys {
                 snapshots[id] = GroupSnapshot(

@@ -80,10 +80,9 @@ final class GroupState: @unchecked Sendable {
     struct LineEntry: Sendable {
         /// The tracked task, `nil` for an untracked call (``CallQueue/runQueued(group:weight:deadline:isolation:_:)``).
         var taskID: TaskID?
-        /// Set once the caller has suspended; before that a grant or failure is kept for it to find.
-        var continuation: UnsafeContinuation<LifecycleState.Grant, any Error>?
-        /// The deadline's timer, stopped when the call leaves the line.
-        var timer: Task<Void, Never>?
+        /// Where the waiter stands: admitted (its caller has not suspended yet), or parked. It is settled when
+        /// it leaves the line (``LifecycleState/settle(_:ticket:_:effects:)``).
+        var waiter: WaiterState = .admitted
         /// The batcher this call is a member of, and its largest batch; `nil` for a plain call.
         var batcher: BatcherTag?
         /// A batcher member's input, carried with its place in line so that it joins a batch with it.
@@ -92,6 +91,14 @@ final class GroupState: @unchecked Sendable {
         var clusterTicket: ClusterTicket?
         /// In a cluster-wide group: its place in the cluster-wide line, as the source last reported it.
         var clusterPlace: (position: Int, queueSize: Int)?
+    }
+
+    /// A waiter between admission and its outcome. Settled (granted or failed) is not a state here: a settled
+    /// waiter has left the line, and a caller that had not parked finds its outcome when it does.
+    enum WaiterState: Sendable {
+        case admitted
+        /// Its caller has suspended: resumed once, by whoever settles it. The deadline's timer stops then.
+        case parked(UnsafeContinuation<LifecycleState.Grant, any Error>, timer: Task<Void, Never>?)
     }
 
     /// Which batcher a call belongs to, and how its batches are made.

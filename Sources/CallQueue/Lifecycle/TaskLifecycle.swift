@@ -98,12 +98,13 @@ public final class TaskLifecycle: Sendable {
         }
     }
 
-    let state: LockedState<LifecycleState>
-    let clock: LifecycleClock
-    let observer: (any CallQueueObserver)?
-    let positionUpdateInterval: Duration
+    /// The owner of the state every reader and call goes through.
+    let scheduler: Scheduler
     /// A ``CallQueue``'s lifecycle: the queue records its calls, and nobody else may.
     let isOwnedByQueue: Bool
+
+    /// The clock every instant comes from.
+    var clock: LifecycleClock { scheduler.clock }
 
     /// A lifecycle for tasks you track yourself.
     ///
@@ -115,10 +116,10 @@ public final class TaskLifecycle: Sendable {
     }
 
     init(configuration: Configuration, scheduling: LifecycleState.Scheduling?) {
-        state = LockedState(LifecycleState(settings: configuration.settings, scheduling: scheduling))
-        clock = configuration.clock
-        observer = configuration.observer
-        positionUpdateInterval = configuration.positionUpdateInterval
+        scheduler = Scheduler(
+            state: LifecycleState(settings: configuration.settings, scheduling: scheduling),
+            clock: configuration.clock, observer: configuration.observer,
+            interval: configuration.positionUpdateInterval)
         isOwnedByQueue = scheduling != nil
     }
 
@@ -129,18 +130,12 @@ public final class TaskLifecycle: Sendable {
     /// - Throws: ``CallQueueError`` with ``CallQueueError/Code/unknownTask`` for an id never seen, or
     ///   finished and forgotten.
     public func status(of id: TaskID) throws -> TaskStatus {
-        let now = clock.now
-        return try state.withLock { state in
-            if let status = state.status(of: id, now: now) { return status }
-            throw Self.unknown(id)
-        }
+        guard let status = scheduler.status(of: id) else { throw Self.unknown(id) }
+        return status
     }
 
     /// The statuses of all live tasks, queued and running.
-    public var liveTasks: [TaskStatus] {
-        let now = clock.now
-        return state.withLock { state in state.tasks.values.map { state.status(of: $0, now: now) } }
-    }
+    public var liveTasks: [TaskStatus] { scheduler.liveStatuses }
 
     /// The task's statuses as they change, ending after the finished one; see ``TaskUpdates``.
     ///
@@ -149,22 +144,14 @@ public final class TaskLifecycle: Sendable {
     /// - Throws: ``CallQueueError`` with ``CallQueueError/Code/unknownTask`` for an unknown id.
     public func updates(of id: TaskID) throws -> TaskUpdates {
         let subscription = UpdateSubscription(taskID: id)
-        try state.withLock { state in
-            if state.tasks[id] != nil {
-                state.subscribe(subscription)
-            } else if let final = state.finished[id] {
-                subscription.final = final
-            } else {
-                throw Self.unknown(id)
-            }
-        }
-        return TaskUpdates(token: SubscriptionToken(subscription: subscription, lifecycle: self))
+        try scheduler.subscribe(subscription)
+        return TaskUpdates(token: SubscriptionToken(subscription: subscription, scheduler: scheduler))
     }
 
     /// The result a succeeded task returned, while it is among the last
     /// ``Configuration/resultHistory``.
     public func result(of id: TaskID) -> (any Sendable)? {
-        state.withLock { $0.results[id] }
+        scheduler.result(of: id)
     }
 
     // MARK: Control
@@ -188,27 +175,12 @@ public final class TaskLifecycle: Sendable {
     /// - Throws: ``CallQueueError`` with ``CallQueueError/Code/unknownTask`` for an unknown id.
     @discardableResult
     public func request(_ flags: ControlFlags, for id: TaskID) throws -> Bool {
-        var effects = LifecycleState.Effects()
-        let control = try state.withLock { state -> TaskControl? in
-            guard let task = state.tasks[id] else {
-                if state.finished[id] != nil { return nil }
-                throw Self.unknown(id)
-            }
-            if flags.contains(.interrupt), case .waiting(let ticket) = task.phase, state.scheduling != nil {
-                state.removeWaiting(ticket: ticket, group: task.group, error: CancellationError(), effects: &effects)
-            }
-            return task.control
-        }
-        run(effects)
-        guard let control else { return false }
-        control.insert(flags)
-        if flags.contains(.interrupt) { control.cancel() }
-        return true
+        try scheduler.request(flags, for: id)
     }
 
     /// The flags set on a live task; `nil` when it is not live.
     public func flags(of id: TaskID) -> ControlFlags? {
-        state.withLock { $0.tasks[id]?.control }?.flags
+        scheduler.control(of: id)?.flags
     }
 
     // MARK: Recording tasks tracked by hand
@@ -232,10 +204,7 @@ public final class TaskLifecycle: Sendable {
         let id = id ?? TaskID.generate()
         let control = TaskControl()
         if let onCancel { _ = control.setCanceller(onCancel) }
-        let now = clock.now
-        var effects = LifecycleState.Effects()
-        try state.withLock { try $0.register(id, group: group, control: control, now: now, effects: &effects) }
-        run(effects)
+        try scheduler.register(id, group: group, control: control)
         return id
     }
 
@@ -245,19 +214,14 @@ public final class TaskLifecycle: Sendable {
     ///   ``CallQueueError/Code/invalidArgument`` when it already started, or on a ``CallQueue``'s lifecycle.
     public func start(_ id: TaskID, slot: Int = 0) throws {
         try refuseOnQueue("start", id)
-        let now = clock.now
-        var effects = LifecycleState.Effects()
-        try state.withLock { try $0.startTracked(id, slot: slot, now: now, effects: &effects) }
-        run(effects)
+        try scheduler.startTracked(id, slot: slot)
     }
 
     /// Records a running task's progress: a fraction `0...1` (clamped; NaN reads as 0) and a short text.
     /// Readers see the newest; a task that is not running ignores it.
     public func report(_ id: TaskID, fraction: Double, step: String? = nil) {
         let clamped = fraction.isNaN ? 0 : min(max(fraction, 0), 1)
-        var effects = LifecycleState.Effects()
-        state.withLock { $0.setProgress(of: id, fraction: clamped, step: step, effects: &effects) }
-        run(effects)
+        scheduler.report(id, fraction: clamped, step: step)
     }
 
     /// Records that a task finished and moves it to the history, with its result when it succeeded.
@@ -270,7 +234,7 @@ public final class TaskLifecycle: Sendable {
         _ id: TaskID, outcome: TaskStatus.Outcome, result: (any Sendable)? = nil
     ) throws -> TaskStatus? {
         try refuseOnQueue("finish", id)
-        return record(finishOf: id, outcome: outcome, result: outcome == .succeeded ? result : nil, bodyRan: true)
+        return scheduler.finish(id, outcome: outcome, result: outcome == .succeeded ? result : nil, bodyRan: true)
     }
 
     private func refuseOnQueue(_ verb: String, _ id: TaskID) throws {
@@ -286,19 +250,7 @@ public final class TaskLifecycle: Sendable {
     func finishJob(
         _ id: TaskID, outcome: TaskStatus.Outcome, result: (any Sendable)?, bodyRan: Bool
     ) -> TaskStatus.Finished? {
-        record(finishOf: id, outcome: outcome, result: result, bodyRan: bodyRan)?.state.finished
-    }
-
-    private func record(
-        finishOf id: TaskID, outcome: TaskStatus.Outcome, result: (any Sendable)?, bodyRan: Bool
-    ) -> TaskStatus? {
-        let now = clock.now
-        var effects = LifecycleState.Effects()
-        let status = state.withLock {
-            $0.finish(id, outcome: outcome, result: result, bodyRan: bodyRan, now: now, effects: &effects)
-        }
-        run(effects)
-        return status
+        scheduler.finish(id, outcome: outcome, result: result, bodyRan: bodyRan)?.state.finished
     }
 
     // MARK: Internals
@@ -307,54 +259,5 @@ public final class TaskLifecycle: Sendable {
         CallQueueError(
             .unknownTask, "no live or remembered task has the id '\(id)' (never seen, or finished and forgotten)",
             taskID: id)
-    }
-
-    /// Runs what a mutation asked for, after the lock is dropped: observer events first, so a finish is
-    /// reported before the next call it let in starts; then failures, grants, readers and position flushes.
-    func run(_ effects: LifecycleState.Effects) {
-        guard !effects.isEmpty else { return }
-        if let observer {
-            for status in effects.observed { observer.taskDidChange(status) }
-        }
-        for timer in effects.timers { timer.cancel() }
-        for (continuation, error) in effects.failures { continuation.resume(throwing: error) }
-        for (continuation, slot) in effects.grants { continuation.resume(returning: slot) }
-        for reader in effects.readers { reader.resume(returning: .woken) }
-        for group in effects.flushes { scheduleFlush(of: group) }
-        for control in effects.cancels { control.cancel() }
-        for (run, held) in effects.batchLaunches { run.launch(held) }
-        for run in effects.batchStarts { run.startNow() }
-        for (source, ticket, finished) in effects.clusterLeaves { source.leave(ticket, finished: finished) }
-        for (group, source) in effects.clusterSends { startClusterSender(for: group, source: source) }
-    }
-
-    private func scheduleFlush(of group: ConcurrencyGroupID) {
-        let deadline = clock.now + positionUpdateInterval
-        Task { [weak self, clock] in
-            try? await clock.sleep(until: deadline)
-            guard let self else { return }
-            var effects = LifecycleState.Effects()
-            self.state.withLock { $0.flush(group, effects: &effects) }
-            self.run(effects)
-        }
-    }
-
-    func read(
-        _ subscription: UpdateSubscription, parking continuation: CheckedContinuation<UpdateSubscription.Step, Never>
-    ) {
-        let now = clock.now
-        let isCancelled = Task.isCancelled
-        var effects = LifecycleState.Effects()
-        let step = state.withLock {
-            $0.read(subscription, parking: continuation, isCancelled: isCancelled, now: now, effects: &effects)
-        }
-        run(effects)
-        if let step { continuation.resume(returning: step) }
-    }
-
-    /// Forgets a subscription (its sequence is gone, or its reading task was cancelled); a parked read ends.
-    func unsubscribe(_ subscription: UpdateSubscription) {
-        let parked = state.withLock { $0.unsubscribe(subscription) }
-        parked?.resume(returning: .end)
     }
 }

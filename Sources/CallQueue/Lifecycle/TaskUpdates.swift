@@ -67,21 +67,21 @@ final class UpdateSubscription: @unchecked Sendable {
 /// Owns a subscription for the sequence and its iterators; unsubscribes when the last of them is gone.
 final class SubscriptionToken: Sendable {
     let subscription: UpdateSubscription
-    let lifecycle: TaskLifecycle
+    let scheduler: Scheduler
 
-    init(subscription: UpdateSubscription, lifecycle: TaskLifecycle) {
+    init(subscription: UpdateSubscription, scheduler: Scheduler) {
         self.subscription = subscription
-        self.lifecycle = lifecycle
+        self.scheduler = scheduler
     }
 
     func next() async -> TaskStatus? {
         while true {
             let step = await withTaskCancellationHandler {
                 await withCheckedContinuation { (continuation: CheckedContinuation<UpdateSubscription.Step, Never>) in
-                    lifecycle.read(subscription, parking: continuation)
+                    scheduler.read(subscription, parking: continuation)
                 }
             } onCancel: {
-                lifecycle.unsubscribe(subscription)
+                scheduler.unsubscribe(subscription)
             }
             switch step {
             case .status(let status): return status
@@ -92,6 +92,6 @@ final class SubscriptionToken: Sendable {
     }
 
     deinit {
-        lifecycle.unsubscribe(subscription)
+        scheduler.unsubscribe(subscription)
     }
 }

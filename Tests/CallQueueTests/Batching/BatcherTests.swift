@@ -159,8 +159,8 @@ final class BatcherTests: XCTestCase {
         try await after.value
         XCTAssertEqual(seenCancelled.elements, [true])
         await assertThrowsCancellation { _ = try await members[3].value }
-        XCTAssertEqual(queue.lifecycle.state.withLock { $0.groups["gpu"]?.formingBatches.isEmpty }, true)
-        XCTAssertEqual(queue.lifecycle.state.withLock { $0.groups["gpu"]?.batchMembers.isEmpty }, true)
+        XCTAssertEqual(queue.lifecycle.scheduler.inspect { $0.groups["gpu"]?.formingBatches.isEmpty }, true)
+        XCTAssertEqual(queue.lifecycle.scheduler.inspect { $0.groups["gpu"]?.batchMembers.isEmpty }, true)
     }
 
     /// Cancelling every member of a running batch cancels its body.
@@ -228,7 +228,7 @@ final class BatcherTests: XCTestCase {
         XCTAssertLessThanOrEqual(running.most, 2)
         XCTAssertEqual(oversized.most, 0)
         XCTAssertTrue(queue.liveTasks.isEmpty)
-        XCTAssertEqual(queue.lifecycle.state.withLock { $0.groups["gpu"]?.formingBatches.count ?? 0 }, 0)
+        XCTAssertEqual(queue.lifecycle.scheduler.inspect { $0.groups["gpu"]?.formingBatches.count ?? 0 }, 0)
         // A batch gives its slot back just after handing out its outputs: no slot is leaked.
         await waitUntil("every slot is free again") { queue.groups.first?.runningCount == 0 }
     }

@@ -57,7 +57,7 @@ final class CallQueueGroupTests: XCTestCase {
         XCTAssertEqual(running.current, 0)
         XCTAssertEqual(badSlots.current, 0, "a slot was outside 0..<2 or given to two calls at once")
         XCTAssertTrue(queue.liveTasks.isEmpty)
-        let (stillRunning, waiting) = queue.lifecycle.state.withLock {
+        let (stillRunning, waiting) = queue.lifecycle.scheduler.inspect {
             ($0.groups["gpu"]?.running.count, $0.waitingInAll)
         }
         XCTAssertEqual(stillRunning, 0, "every slot is free again")

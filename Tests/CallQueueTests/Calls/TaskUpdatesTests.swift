@@ -26,7 +26,7 @@ final class TaskUpdatesTests: XCTestCase {
             for await status in updates { states.append(status.state) }
             return states
         }
-        await waitUntil { queue.lifecycle.state.withLock { $0.tasks["task(job)"]?.subscriptions.isEmpty == false } }
+        await waitUntil { queue.lifecycle.scheduler.inspect { $0.tasks["task(job)"]?.subscriptions.isEmpty == false } }
         gate.open()
         await reported.wait()
         await waitUntil {
@@ -40,7 +40,7 @@ final class TaskUpdatesTests: XCTestCase {
         XCTAssertEqual(states.last?.finished?.outcome, .succeeded)
         XCTAssertTrue(states.contains { $0.isRunning })
         XCTAssertNil(
-            queue.lifecycle.state.withLock { $0.tasks["task(job)"] }, "the task and its subscriptions are freed")
+            queue.lifecycle.scheduler.inspect { $0.tasks["task(job)"] }, "the task and its subscriptions are freed")
     }
 
     /// A subscriber that never reads holds nothing back: a thousand progress reports go through, and only

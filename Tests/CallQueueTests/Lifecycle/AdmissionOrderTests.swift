@@ -38,7 +38,7 @@ final class AdmissionOrderTests: XCTestCase {
             handles.append(try queue.submit(id: TaskID("task(\(index))")) { _ in })
         }
         // Every waiter has suspended, so each start is reported by the finish that let it in.
-        await waitUntil { queue.lifecycle.state.withLock { $0.parkedWaiters } == count }
+        await waitUntil { queue.lifecycle.scheduler.inspect { $0.parkedWaiters } == count }
         gate.open()
         try await holder.value
         for handle in handles { try await handle.value }
@@ -70,9 +70,9 @@ final class AdmissionOrderTests: XCTestCase {
         }
 
         let holding = Task { try await queue.runQueued(group: "lock") { await gate.wait() } }
-        await waitUntil { queue.lifecycle.state.withLock { $0.groups["lock"]?.running.count } == 1 }
+        await waitUntil { queue.lifecycle.scheduler.inspect { $0.groups["lock"]?.running.count } == 1 }
         let queuedUntracked = Task { try await queue.runQueued(group: "lock") {} }
-        await waitUntil { queue.lifecycle.state.withLock { $0.groups["lock"]?.line.count } == 1 }
+        await waitUntil { queue.lifecycle.scheduler.inspect { $0.groups["lock"]?.line.count } == 1 }
         XCTAssertThrowsError(try queue.submit(group: "lock") { _ in }) { error in
             XCTAssertEqual((error as? CallQueueError)?.code, .queueFull, "an untracked waiter counts: \(error)")
         }
@@ -119,7 +119,7 @@ final class AdmissionOrderTests: XCTestCase {
         for index in 0..<1_000 {
             try await lenient.runGPUCall(group: ConcurrencyGroupID("user-\(index)")) { _ in }
         }
-        let groups = lenient.lifecycle.state.withLock { $0.groups.count }
+        let groups = lenient.lifecycle.scheduler.inspect { $0.groups.count }
         XCTAssertEqual(groups, 64, "idle undeclared groups beyond the 64 kept for reuse were freed")
     }
 }

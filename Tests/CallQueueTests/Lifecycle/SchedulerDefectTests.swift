@@ -134,7 +134,7 @@ final class SchedulerDefectTests: XCTestCase {
         }
         let subscription = updates.token.subscription
         await waitUntil("the first consumer waits") {
-            queue.lifecycle.state.withLock { _ in subscription.parked != nil }
+            queue.lifecycle.scheduler.inspect { _ in subscription.parked != nil }
         }
         var second = updates.makeAsyncIterator()
         let secondStatus = await second.next()
@@ -194,8 +194,8 @@ final class SchedulerDefectTests: XCTestCase {
                 }
             }
         }
-        XCTAssertEqual(queue.lifecycle.state.withLock { $0.early.count }, 0)
-        XCTAssertEqual(queue.lifecycle.state.withLock { $0.parkedWaiters }, 0)
+        XCTAssertEqual(queue.lifecycle.scheduler.inspect { $0.early.count }, 0)
+        XCTAssertEqual(queue.lifecycle.scheduler.inspect { $0.parkedWaiters }, 0)
         gate.open()
         try await holder.value
     }

@@ -26,11 +26,11 @@ final class UpdateStreamTests: XCTestCase {
             var iterator = updates
             return await iterator.next()
         }
-        await waitUntil { queue.lifecycle.state.withLock { $0.groups["default"]?.parkedReaders.count } == 1 }
+        await waitUntil { queue.lifecycle.scheduler.inspect { $0.groups["default"]?.parkedReaders.count } == 1 }
         XCTAssertTrue(ahead[0].cancel())
         XCTAssertTrue(ahead[1].cancel())
         await waitUntil { clock.sleeperCount == 1 }
-        XCTAssertEqual(queue.lifecycle.state.withLock { $0.groups["default"]?.parkedReaders.count }, 1)
+        XCTAssertEqual(queue.lifecycle.scheduler.inspect { $0.groups["default"]?.parkedReaders.count }, 1)
         clock.advance(by: .seconds(1))
         let moved = await reader.value
         XCTAssertEqual(moved?.state.queued?.position, 1, "one message for two moves")
@@ -126,7 +126,7 @@ final class UpdateStreamTests: XCTestCase {
         let heard = Recorder<TaskStatus>()
         let reader = Task { for await status in updates { heard.append(status) } }
         func group() -> (parked: Int, woken: Int) {
-            queue.lifecycle.state.withLock { state in
+            queue.lifecycle.scheduler.inspect { state in
                 (state.groups["default"]!.parkedReaders.count, state.groups["default"]!.positionWakeups)
             }
         }
@@ -180,7 +180,7 @@ final class UpdateStreamTests: XCTestCase {
         var waiting = Array(0..<count)
         for round in 0..<40 {
             await waitUntil("every reader parked") {
-                queue.lifecycle.state.withLock { state in
+                queue.lifecycle.scheduler.inspect { state in
                     waiting.allSatisfy { index in
                         state.tasks[TaskID("task(\(index))")]?.subscriptions.values.allSatisfy { $0.parked != nil }
                             ?? false
@@ -244,14 +244,14 @@ final class UpdateStreamTests: XCTestCase {
             return count
         }
         await waitUntil {
-            queue.lifecycle.state.withLock { state in
+            queue.lifecycle.scheduler.inspect { state in
                 state.tasks["task(followed)"]?.subscriptions.values.contains { $0.parked != nil } ?? false
             }
         }
         reader.cancel()
         let read = await reader.value
         XCTAssertEqual(read, 1)
-        XCTAssertEqual(queue.lifecycle.state.withLock { $0.tasks["task(followed)"]?.subscriptions.count }, 0)
+        XCTAssertEqual(queue.lifecycle.scheduler.inspect { $0.tasks["task(followed)"]?.subscriptions.count }, 0)
         gate.open()
         try await job.value
     }

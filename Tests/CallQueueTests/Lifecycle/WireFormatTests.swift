@@ -122,7 +122,7 @@ final class WireFormatTests: XCTestCase {
         XCTAssertEqual(lifecycle.result(of: first) as? String, "frames")
         XCTAssertEqual(try lifecycle.status(of: second).state.finished?.outcome, .cancelled)
         XCTAssertTrue(lifecycle.liveTasks.isEmpty)
-        XCTAssertEqual(lifecycle.state.withLock { $0.groups["farm"]?.liveTasks }, 0)
+        XCTAssertEqual(lifecycle.scheduler.inspect { $0.groups["farm"]?.liveTasks }, 0)
 
         let queue = try CallQueue()
         XCTAssertThrowsError(try queue.lifecycle.register()) { error in

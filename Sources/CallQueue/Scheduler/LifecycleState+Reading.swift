@@ -87,7 +87,7 @@ extension LifecycleState {
             // A move it has not read yet: make sure a flush comes for it.
             if moved >= subscription.wakeAt && settings.positionUpdateInterval > .zero && !flushPending {
                 group.flushPending = true
-                effects.flushes.append(task.group)
+                effects.append(.scheduleFlush(task.group))
             }
         }
         return nil

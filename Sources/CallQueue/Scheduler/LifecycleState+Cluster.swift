@@ -11,7 +11,7 @@ extension LifecycleState {
         group.unsent.append(ticket)
         if !group.senderActive {
             group.senderActive = true
-            effects.clusterSends.append((groupID, source))
+            effects.append(.startClusterSender(groupID, source))
         }
     }
 
@@ -42,7 +42,7 @@ extension LifecycleState {
         if group.line.contains(ticket: localTicket) {
             group.line.update(ticket: localTicket) { $0.clusterTicket = ticket }
         } else if group.clusterHeld[localTicket] == nil {
-            effects.clusterLeaves.append((source, ticket, nil))
+            effects.append(.leaveCluster(source, ticket, finished: nil))
         }
     }
 
@@ -55,7 +55,7 @@ extension LifecycleState {
         guard let group = groups[groupID], let source = group.cluster else { return }
         if group.running[localTicket] != nil { return }
         guard let (waiter, _) = group.line.remove(ticket: localTicket) else {
-            effects.clusterLeaves.append((source, ticket, nil))
+            effects.append(.leaveCluster(source, ticket, finished: nil))
             return
         }
         group.clusterHeld[localTicket] = (ticket, waiter.continuation.taskID)
@@ -84,7 +84,7 @@ extension LifecycleState {
             removeWaiting(ticket: localTicket, group: groupID, error: error, effects: &effects)
         } else if let held = group.clusterHeld[localTicket], let taskID = held.taskID, let task = tasks[taskID] {
             task.control.markLost(error)
-            effects.cancels.append(task.control)
+            effects.append(.cancel(task.control))
         }
     }
 
@@ -100,7 +100,7 @@ extension LifecycleState {
         of entry: GroupState.LineEntry, in groupID: ConcurrencyGroupID, effects: inout Effects
     ) {
         guard let ticket = entry.clusterTicket, let source = groups[groupID]?.cluster else { return }
-        effects.clusterLeaves.append((source, ticket, nil))
+        effects.append(.leaveCluster(source, ticket, finished: nil))
     }
 
     /// The permit of a running task of a cluster-wide group.

@@ -24,9 +24,9 @@ extension LifecycleState {
         if let room = group.formingBatches[runID]?.room, room > 0 {
             group.openBatches[batcher.id] = runID
         } else {
-            effects.batchStarts.append(run)  // full already: no window to wait out
+            effects.append(.startBatch(run))  // full already: no window to wait out
         }
-        effects.batchLaunches.append((run, held))
+        effects.append(.launchBatch(run, held))
         return run
     }
 
@@ -71,19 +71,18 @@ extension LifecycleState {
             guard let (waiter, wasFirst) = group.line.remove(ticket: ticket) else { continue }
             headLeft = headLeft || wasFirst
             waitingInAll -= 1
-            leaveClusterTicket(of: waiter.continuation, in: groupID, effects: &effects)
-            if let timer = waiter.continuation.timer { effects.timers.append(timer) }
-            guard let taskID = waiter.continuation.taskID, let input = waiter.continuation.input else { continue }
+            let entry = waiter.continuation
+            leaveClusterTicket(of: entry, in: groupID, effects: &effects)
+            guard let taskID = entry.taskID, let input = entry.input else {
+                settle(entry, ticket: ticket, .failed(CancellationError()), effects: &effects)
+                continue
+            }
             forming.members.append(.init(ticket: ticket, taskID: taskID, input: input))
             pulled.append(taskID)
             startInBatch(taskID, ticket: ticket, slot: forming.held.slot, now: now)
-            if let continuation = waiter.continuation.continuation {
-                parkedWaiters -= 1
-                effects.grants.append(
-                    (continuation, Grant(slot: forming.held.slot, startObserved: false, batch: forming.run)))
-            } else {
-                early[ticket] = .granted(slot: forming.held.slot, batch: forming.run)
-            }
+            settle(
+                entry, ticket: ticket,
+                .granted(Grant(slot: forming.held.slot, startObserved: false, batch: forming.run)), effects: &effects)
         }
         tickets.removeFirst(consumed)
         group.batchMembers[forming.batcher.id] = tickets.isEmpty ? nil : tickets
@@ -125,7 +124,7 @@ extension LifecycleState {
         _ forming: GroupState.FormingBatch, _ runID: ObjectIdentifier, group: GroupState, effects: inout Effects
     ) {
         if group.openBatches[forming.batcher.id] == runID { group.openBatches[forming.batcher.id] = nil }
-        effects.batchStarts.append(forming.run)
+        effects.append(.startBatch(forming.run))
     }
 
     private mutating func startInBatch(

@@ -86,37 +86,15 @@ struct LifecycleState {
         var batch: BatchRunBase? = nil
     }
 
-    /// A grant or a failure that came before the caller suspended, kept for it to find.
+    /// How a waiter is settled: a grant, or a failure. One that comes before the caller suspended is kept for
+    /// it to find.
     enum EarlyOutcome {
-        case granted(slot: Int, batch: BatchRunBase?)
+        case granted(Grant)
         case failed(any Error)
     }
 
-    /// What the owner does after dropping the lock, in this order.
-    struct Effects {
-        var observed: [TaskStatus] = []
-        var failures: [(UnsafeContinuation<LifecycleState.Grant, any Error>, any Error)] = []
-        var grants: [(UnsafeContinuation<LifecycleState.Grant, any Error>, Grant)] = []
-        var timers: [Task<Void, Never>] = []
-        var readers: [CheckedContinuation<UpdateSubscription.Step, Never>] = []
-        var flushes: [ConcurrencyGroupID] = []
-        /// Cluster-wide groups whose sender must start: calls wait for a cluster ticket.
-        var clusterSends: [(group: ConcurrencyGroupID, source: any ClusterPermitSource)] = []
-        /// Cluster tickets to leave or give back.
-        var clusterLeaves: [(source: any ClusterPermitSource, ticket: ClusterTicket, finished: TaskStatus?)] = []
-        /// Running calls to cancel (their cluster lease is lost).
-        var cancels: [TaskControl] = []
-        /// Batches formed: their tasks start, holding the slot.
-        var batchLaunches: [(run: BatchRunBase, held: Held)] = []
-        /// Forming batches that take no more members (full, or empty): they stop waiting for companions.
-        var batchStarts: [BatchRunBase] = []
-
-        var isEmpty: Bool {
-            observed.isEmpty && failures.isEmpty && grants.isEmpty && timers.isEmpty && readers.isEmpty
-                && flushes.isEmpty && clusterSends.isEmpty && clusterLeaves.isEmpty && cancels.isEmpty
-                && batchLaunches.isEmpty && batchStarts.isEmpty
-        }
-    }
+    /// What the scheduler does after dropping the lock: the mutation's actions, in the order it asked for them.
+    typealias Effects = SchedulerActions
 
     let settings: Settings
     let scheduling: Scheduling?
@@ -134,6 +112,13 @@ struct LifecycleState {
     var processRunning = 0
     /// Waiting calls whose callers have suspended (the rest are between admission and suspending).
     var parkedWaiters = 0
+    /// Calls holding a slot of a scheduled group, in all groups (a batch counts once).
+    var runningInAll = 0
+    /// Who waits for a closed queue to have no call holding a slot.
+    var drainWaiters: [ObjectIdentifier: CheckedContinuation<Void, Never>] = [:]
+
+    /// Closed, and no call holds a slot: a shutdown may end.
+    var isDrained: Bool { isClosed && runningInAll == 0 }
 
     init(settings: Settings, scheduling: Scheduling?) {
         self.settings = settings
@@ -343,22 +328,38 @@ struct LifecycleState {
         effects: inout Effects
     ) -> EarlyOutcome? {
         if let outcome = early.removeValue(forKey: ticket) {
-            if let timer { effects.timers.append(timer) }
+            if let timer { effects.append(.stopTimer(timer)) }
             return outcome
         }
         if isCancelled {
-            if let timer { effects.timers.append(timer) }
+            if let timer { effects.append(.stopTimer(timer)) }
             _ = removeWaiting(ticket: ticket, group: group, error: CancellationError(), effects: &effects)
             // The caller is here and hears it now: nothing is kept for it to find.
             early[ticket] = nil
             return .failed(CancellationError())
         }
         groups[group]?.line.update(ticket: ticket) { entry in
-            entry.continuation = continuation
-            entry.timer = timer
+            entry.waiter = .parked(continuation, timer: timer)
         }
         parkedWaiters += 1
         return nil
+    }
+
+    /// The one way a waiter that left its line is answered: its timer stops and its parked caller resumes with
+    /// `outcome`; a caller that has not parked yet finds the outcome when it does.
+    mutating func settle(
+        _ entry: GroupState.LineEntry, ticket: UInt64, _ outcome: EarlyOutcome, effects: inout Effects
+    ) {
+        guard case .parked(let continuation, let timer) = entry.waiter else {
+            early[ticket] = outcome
+            return
+        }
+        parkedWaiters -= 1
+        if let timer { effects.append(.stopTimer(timer)) }
+        switch outcome {
+        case .granted(let grant): effects.append(.grant(continuation, grant))
+        case .failed(let error): effects.append(.fail(continuation, error))
+        }
     }
 
     /// Takes a waiting call out of its line (cancellation, deadline, cancel by id) and fails it with
@@ -370,13 +371,7 @@ struct LifecycleState {
         guard let (waiter, wasFirst) = groups[groupID]?.line.remove(ticket: ticket) else { return false }
         waitingInAll -= 1
         leaveClusterTicket(of: waiter.continuation, in: groupID, effects: &effects)
-        if let timer = waiter.continuation.timer { effects.timers.append(timer) }
-        if let continuation = waiter.continuation.continuation {
-            parkedWaiters -= 1
-            effects.failures.append((continuation, error))
-        } else {
-            early[ticket] = .failed(error)
-        }
+        settle(waiter.continuation, ticket: ticket, .failed(error), effects: &effects)
         moved(groupID, effects: &effects)
         if wasFirst { serve(groupID, now: nil, effects: &effects) }
         return true
@@ -392,6 +387,7 @@ struct LifecycleState {
         let slot = permit?.slot ?? groups[groupID]!.slots.take()
         groups[groupID]!.running[ticket] = now
         groups[groupID]!.budgetUsed += weight
+        runningInAll += 1
         if scheduling?.processWideLimit != nil { processRunning += 1 }
         revision += 1
         if let taskID, var task = tasks[taskID] {
@@ -458,26 +454,23 @@ struct LifecycleState {
         var held = start(
             ticket: waiter.ticket, taskID: waiter.continuation.taskID, weight: waiter.weight, in: groupID,
             now: instant, permit: permit)
-        if let timer = waiter.continuation.timer { effects.timers.append(timer) }
         if let batcher = waiter.continuation.batcher {
             _ = formBatch(
                 ticket: waiter.ticket, taskID: waiter.continuation.taskID, input: waiter.continuation.input,
                 batcher: batcher, held: &held, now: instant, effects: &effects)
         }
-        if let continuation = waiter.continuation.continuation {
-            parkedWaiters -= 1
-            if let taskID = waiter.continuation.taskID, settings.observes,
-                case .running(var running) = tasks[taskID]?.phase
-            {
-                running.startReported = true
-                tasks[taskID]?.phase = .running(running)
-                observe(taskID, now: instant, into: &effects)
-            }
-            effects.grants.append(
-                (continuation, Grant(slot: held.slot, startObserved: settings.observes, batch: held.batch)))
-        } else {
-            early[waiter.ticket] = .granted(slot: held.slot, batch: held.batch)
+        // A parked caller's start is reported here, right after the finish that let it in; one that has not
+        // parked reports its own.
+        let reportsStart: Bool
+        if case .parked = waiter.continuation.waiter { reportsStart = settings.observes } else { reportsStart = false }
+        if reportsStart, let taskID = waiter.continuation.taskID, case .running(var running) = tasks[taskID]?.phase {
+            running.startReported = true
+            tasks[taskID]?.phase = .running(running)
+            observe(taskID, now: instant, into: &effects)
         }
+        settle(
+            waiter.continuation, ticket: waiter.ticket,
+            .granted(Grant(slot: held.slot, startObserved: reportsStart, batch: held.batch)), effects: &effects)
         if let taskID = waiter.continuation.taskID { wake(taskID, effects: &effects) }
         moved(groupID, effects: &effects)
     }
@@ -490,16 +483,21 @@ struct LifecycleState {
         guard groups[held.group]?.running.removeValue(forKey: held.ticket) != nil else { return }
         if let source = groups[held.group]?.cluster {
             if let (ticket, _) = groups[held.group]?.clusterHeld.removeValue(forKey: held.ticket) {
-                effects.clusterLeaves.append((source, ticket, finished))
+                effects.append(.leaveCluster(source, ticket, finished: finished))
             }
         } else {
             groups[held.group]?.slots.give(held.slot)
         }
         groups[held.group]?.budgetUsed -= held.weight
+        runningInAll -= 1
         if scheduling?.processWideLimit != nil { processRunning -= 1 }
         revision += 1
         serve(held.group, now: now, effects: &effects)
         releaseIfIdle(held.group)
+        if isDrained && !drainWaiters.isEmpty {
+            effects.append(.drained(Array(drainWaiters.values)))
+            drainWaiters.removeAll()
+        }
     }
 
     // MARK: Positions and readers
@@ -519,7 +517,7 @@ struct LifecycleState {
                 wakeParked(&group, effects: &effects)
             } else if !group.flushPending {
                 group.flushPending = true
-                effects.flushes.append(groupID)
+                effects.append(.scheduleFlush(groupID))
             }
         }
         groups[groupID] = group
@@ -545,7 +543,7 @@ struct LifecycleState {
             subscription.positionDue = true
             if let reader = subscription.parked {
                 subscription.parked = nil
-                effects.readers.append(reader)
+                effects.append(.wakeReader(reader))
             }
         }
         if group.parkedReaders.isEmpty { group.wakeups.removeAll() }
@@ -557,7 +555,7 @@ struct LifecycleState {
         for subscription in task.subscriptions.values {
             if let reader = subscription.parked {
                 subscription.parked = nil
-                effects.readers.append(reader)
+                effects.append(.wakeReader(reader))
             }
             groups[task.group]?.parkedReaders[ObjectIdentifier(subscription)] = nil
         }
@@ -619,7 +617,7 @@ struct LifecycleState {
         for subscription in task.subscriptions.values { subscription.final = status }
         finished.record(status, for: id)
         if let result { results.record(result, for: id) }
-        if settings.observes { effects.observed.append(status) }
+        if settings.observes { effects.append(.observe(status)) }
         if case .running(let running) = task.phase, running.inBatch {
             // The batch gives its slot back when its body returns.
         } else if case .running(let running) = task.phase, groups[task.group]?.isScheduled == true {
@@ -643,13 +641,7 @@ struct LifecycleState {
             waitingInAll -= waiters.count
             for waiter in waiters {
                 leaveClusterTicket(of: waiter.continuation, in: id, effects: &effects)
-                if let timer = waiter.continuation.timer { effects.timers.append(timer) }
-                if let continuation = waiter.continuation.continuation {
-                    parkedWaiters -= 1
-                    effects.failures.append((continuation, error))
-                } else {
-                    early[waiter.ticket] = .failed(error)
-                }
+                settle(waiter.continuation, ticket: waiter.ticket, .failed(error), effects: &effects)
             }
             if !waiters.isEmpty { moved(id, count: waiters.count, effects: &effects) }
         }
@@ -730,6 +722,6 @@ struct LifecycleState {
     /// The task's status for the observer, when it is live.
     func observe(_ id: TaskID, now: ContinuousClock.Instant, into effects: inout Effects) {
         guard settings.observes else { return }
-        if let status = status(of: id, now: now) { effects.observed.append(status) }
+        if let status = status(of: id, now: now) { effects.append(.observe(status)) }
     }
 }
