@@ -83,3 +83,20 @@ public final class HolderCounter: Sendable {
     public var most: Int { state.withLock { $0.most } }
     public var current: Int { state.withLock { $0.current } }
 }
+
+/// A seeded generator (SplitMix64), so a model-based test replays the same operations from its seed.
+public struct SeededRandom: RandomNumberGenerator, Sendable {
+    public var state: UInt64
+
+    public init(seed: UInt64) {
+        state = seed
+    }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

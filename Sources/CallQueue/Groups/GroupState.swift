@@ -20,7 +20,7 @@ final class GroupState: @unchecked Sendable {
     let cluster: (any ClusterPermitSource)?
 
     /// Waiting calls in arrival order; each waiter's weight is what it takes of ``budget`` (0 without one).
-    var line = WaiterQueue<LineEntry>()
+    var line = FIFOLine<LineEntry>()
     /// Running calls: ticket to start instant (for the ETA's "until a slot frees").
     var running: [UInt64: ContinuousClock.Instant] = [:]
     var budgetUsed = 0

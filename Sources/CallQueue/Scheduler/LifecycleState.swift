@@ -250,9 +250,9 @@ struct LifecycleState {
             }
             return .granted(held)
         }
-        groups[groupID]!.line.append(
+        groups[groupID]!.line.enqueue(
             ticket: ticket, weight: weight,
-            continuation: GroupState.LineEntry(taskID: task?.id, batcher: batcher, input: input))
+            entry: GroupState.LineEntry(taskID: task?.id, batcher: batcher, input: input))
         if let batcher { groups[groupID]!.batchMembers[batcher.id, default: []].append(ticket) }
         waitingInAll += 1
         // The queue size grew: with no fraction set, waiting readers hear of every change of it.
@@ -414,7 +414,7 @@ struct LifecycleState {
         while processPermitFree {
             var oldest: (group: ConcurrencyGroupID, ticket: UInt64)?
             for (id, group) in groups {
-                guard let head = group.line.first, group.isScheduled, group.fits(weight: head.weight) else { continue }
+                guard let head = group.line.head, group.isScheduled, group.fits(weight: head.weight) else { continue }
                 if oldest == nil || head.ticket < oldest!.ticket { oldest = (id, head.ticket) }
             }
             guard let oldest else { break }
@@ -432,14 +432,14 @@ struct LifecycleState {
     /// Whether the group's head fits now. A function of its own, so the copy of the group it reads is gone
     /// before the line is changed (a copy alive across the change would copy the whole ring).
     private func headFits(_ groupID: ConcurrencyGroupID) -> Bool {
-        guard let group = groups[groupID], let head = group.line.first else { return false }
+        guard let group = groups[groupID], let head = group.line.head else { return false }
         return group.fits(weight: head.weight)
     }
 
     private mutating func grantHead(
         of groupID: ConcurrencyGroupID, now: inout ContinuousClock.Instant?, effects: inout Effects
     ) {
-        let waiter = groups[groupID]!.line.removeFirst()
+        let waiter = groups[groupID]!.line.removeHead()
         let instant = now ?? settings.clock.now
         now = instant
         grant(waiter, in: groupID, now: instant, permit: nil, effects: &effects)
@@ -447,7 +447,7 @@ struct LifecycleState {
 
     /// Starts a waiter that has left its line and resumes its caller (or keeps the grant for it to find).
     mutating func grant(
-        _ waiter: WaiterQueue<GroupState.LineEntry>.Waiter, in groupID: ConcurrencyGroupID,
+        _ waiter: LineWaiter<GroupState.LineEntry>, in groupID: ConcurrencyGroupID,
         now instant: ContinuousClock.Instant, permit: ClusterPermit?, effects: inout Effects
     ) {
         waitingInAll -= 1
@@ -666,7 +666,7 @@ struct LifecycleState {
         switch task.phase {
         case .waiting(let ticket):
             let place = group.line.entry(ticket: ticket)?.clusterPlace
-            var position = place?.position ?? group.line.position(of: ticket) ?? 0
+            var position = place?.position ?? group.line.place(of: ticket) ?? 0
             var queueSize = max(place?.queueSize ?? group.line.count, position + 1)
             var holder = TaskStatus.Holder.group
             // A batcher's member waits for the batches ahead of its own: the calls ahead in batches of its
@@ -675,11 +675,11 @@ struct LifecycleState {
             let runsAhead = position / batchSize
             var wait = estimatedWait(in: group, position: runsAhead, now: now)
             if position == 0, group.isScheduled, !processPermitFree,
-                let head = group.line.first, group.fits(weight: head.weight), let limit = scheduling?.processWideLimit
+                let head = group.line.head, group.fits(weight: head.weight), let limit = scheduling?.processWideLimit
             {
                 holder = .processLimit
                 position = groups.values.count { other in
-                    guard let otherHead = other.line.first else { return false }
+                    guard let otherHead = other.line.head else { return false }
                     return other.isScheduled && otherHead.ticket < ticket && other.fits(weight: otherHead.weight)
                 }
                 // Its line is the group's behind it and the other groups' heads that go first.
