@@ -40,7 +40,8 @@ let package = Package(
         ),
         .trait(
             name: "ServiceLifecycle",
-            description: "MemorySamplerService: the memory sampler as a swift-service-lifecycle Service"
+            description:
+                "CallQueue and MemorySamplerService as swift-service-lifecycle Services: graceful shutdown of the queue"
         ),
         .trait(
             name: "Postgres",
@@ -107,7 +108,8 @@ let package = Package(
             dependencies: [
                 "CallQueue",
                 "CallQueueTestSupport",
-                .product(name: "Logging", package: "swift-log", condition: .when(traits: ["Logging"])),
+                .product(
+                    name: "Logging", package: "swift-log", condition: .when(traits: ["Logging", "ServiceLifecycle"])),
                 .product(name: "InMemoryLogging", package: "swift-log", condition: .when(traits: ["Logging"])),
                 .product(name: "CoreMetrics", package: "swift-metrics", condition: .when(traits: ["Metrics"])),
                 .product(name: "MetricsTestKit", package: "swift-metrics", condition: .when(traits: ["Metrics"])),

@@ -33,7 +33,8 @@ let queue = try CallQueue(
         initialRunTimeEstimate: .seconds(1),
         observer: printer,
         memorySampler: sampler,
-        permitSources: cluster?.permitSources ?? [:]
+        permitSources: cluster?.permitSources ?? [:],
+        shutdownGracePeriod: .seconds(5)
     )
 )
 let server = SimulatedServer(queue: queue, batchSize: options.batch, cluster: cluster)
@@ -69,12 +70,33 @@ if !options.json {
     }
 }
 
+// SIGTERM or SIGINT: no client arrives any more, and the queue shuts down as a server's would.
+let shutdown = DemoShutdown()
+let queueStopped = Task {
+    // Stopped by a signal, or at the end of the run: either way the queue ends with nothing of its own alive.
+    await queue.run()
+}
+shutdown.trap([(SIGTERM, "SIGTERM"), (SIGINT, "SIGINT")]) { name in
+    if !options.json {
+        print(
+            "\(name): shutting down: no new client, waiting calls refused, running calls get "
+                + "\(queue.configuration.shutdownGracePeriod)")
+    }
+    queue.close()
+}
+
 let start = ContinuousClock.now
 let liveView = options.interactive ? Task { await LiveView(queue: queue, start: start).run() } : nil
 let responses = await withTaskGroup(of: (SimulatedServer.Request, CallResponse<String>).self) { group in
     for (arrival, request) in requests {
         group.addTask {
-            try? await Task.sleep(until: start + arrival)
+            guard await shutdown.sleep(until: start + arrival) else {
+                return (
+                    request,
+                    CallResponse(
+                        notRun: CallQueueError(.closed, "the demo was stopped"), taskID: request.id, outputs: "")
+                )
+            }
             if let cancelAfter = request.cancelAfter {
                 // Another request (a Cancel button) cancels this one by id.
                 Task {
@@ -92,6 +114,11 @@ let responses = await withTaskGroup(of: (SimulatedServer.Request, CallResponse<S
 let wallTime = ContinuousClock.now - start
 liveView?.cancel()
 await liveView?.value
+queue.close()
+await queueStopped.value
+if let signal = shutdown.stoppedBy, !options.json {
+    print("\(signal): the queue has shut down; \(responses.count) clients answered")
+}
 sampler.stop()
 await cluster?.stop()
 

@@ -32,6 +32,9 @@ extension CallQueue {
         /// that device's one sampler whatever the number of calls on it. Empty: ``memorySampler`` serves
         /// every slot. ``MemorySampler/forEachDevice(pollRate:nvmlLibraryPath:)`` makes one per GPU.
         public var deviceSamplers: [MemorySampler] = []
+        /// How long a shutdown (``CallQueue/run()``, ``CallQueue/shutdown(gracePeriod:)``) lets running calls
+        /// finish before it cancels them.
+        public var shutdownGracePeriod: Duration = .seconds(30)
         /// What a call naming an undeclared group gets: a group with ``defaultLimit`` (freed again when
         /// idle), or a ``CallQueueError/Code/unknownGroup`` error.
         public var undeclaredGroups: UndeclaredGroupPolicy = .defaultLimit
@@ -69,8 +72,10 @@ extension CallQueue {
             positionUpdateInterval: Duration = .milliseconds(250),
             positionUpdateFraction: Double = 0,
             clock: LifecycleClock = .continuous,
-            permitSources: [ConcurrencyGroupID: any ClusterPermitSource] = [:]
+            permitSources: [ConcurrencyGroupID: any ClusterPermitSource] = [:],
+            shutdownGracePeriod: Duration = .seconds(30)
         ) {
+            self.shutdownGracePeriod = shutdownGracePeriod
             self.defaultLimit = defaultLimit
             self.groups = groups
             self.maxQueueSize = maxQueueSize
@@ -126,6 +131,9 @@ extension CallQueue {
             }
             if let size = maxQueueSize, size < 0 {
                 throw CallQueueError(.invalidArgument, "maxQueueSize \(size) is negative")
+            }
+            if shutdownGracePeriod < .zero {
+                throw CallQueueError(.invalidArgument, "shutdownGracePeriod \(shutdownGracePeriod) is negative")
             }
             if let wait = maxEstimatedWait, wait < .zero {
                 throw CallQueueError(.invalidArgument, "maxEstimatedWait \(wait) is negative")

@@ -28,6 +28,8 @@ public final class CallQueue: Sendable {
     public let configuration: Configuration
     /// The tracker of every job's task: status, updates, cancel and flags by id, histories.
     public let lifecycle: TaskLifecycle
+    /// Opened by ``close()``: ``run()`` goes on to shut down.
+    let shutdownRequested = OneShotSignal()
 
     /// Builds a queue.
     ///
@@ -85,10 +87,12 @@ public final class CallQueue: Sendable {
         try lifecycle.request(flags, for: id)
     }
 
-    /// Shuts the queue: every waiting call fails with ``CallQueueError/Code/closed``, and so does every
-    /// later call. Running calls finish normally.
+    /// Stops admitting: every waiting call fails with ``CallQueueError/Code/closed``, and so does every later
+    /// call. Running calls finish normally. A ``run()`` in progress goes on to shut the queue down; see
+    /// ``shutdown(gracePeriod:)`` to wait for the running calls as well.
     public func close() {
         scheduler.close()
+        shutdownRequested.open()
     }
 
     /// The owner of the queue's state.
