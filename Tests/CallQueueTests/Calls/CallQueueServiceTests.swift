@@ -31,12 +31,12 @@
             }
             await waitForStatus(queue, "task(running)") { $0.isRunning }
             let waiting = try queue.submit(id: "task(waiting)", group: "gpu") { _ in 2 }
-            try await testGracefulShutdown { trigger in
-                let service = Task { try await queue.run() }
+            await testGracefulShutdown { trigger in
+                let service = Task { await queue.run() }
                 trigger.triggerGracefulShutdown()
                 await assertThrowsCallQueueError(.closed) { _ = try await waiting.value }
                 gate.open()
-                try await service.value
+                await service.value
             }
             let output = try await running.value
             XCTAssertEqual(output, 1)
