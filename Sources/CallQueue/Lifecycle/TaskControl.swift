@@ -26,39 +26,45 @@ public struct ControlFlags: OptionSet, Sendable, Hashable, Codable {
 /// are an atomic word, readable from a cancellation handler.
 final class TaskControl: Sendable {
     private let flagBits = Atomic<Int>(0)
-    private let canceller = LockedState<(cancel: (@Sendable () -> Void)?, requested: Bool)>((nil, false))
-    private let batchRun = LockedState<BatchRunBase?>(nil)
-    private let lostError = LockedState<CallQueueError?>(nil)
+    /// Everything but the flags, behind one lock: a task's control is made for every tracked call.
+    private struct State {
+        var cancel: (@Sendable () -> Void)?
+        var requested = false
+        var batch: BatchRunBase?
+        var lost: CallQueueError?
+    }
+
+    private let state = LockedState(State())
 
     /// Why the call's cluster lease was lost, once it was: the call is cancelled and fails with this error.
-    var lost: CallQueueError? { lostError.withLock { $0 } }
+    var lost: CallQueueError? { state.withLock { $0.lost } }
 
     func markLost(_ error: CallQueueError) {
-        lostError.withLock { $0 = error }
+        state.withLock { $0.lost = error }
     }
 
     /// The batch this task is a member of, once it is in one.
     var batch: BatchRunBase? {
-        get { batchRun.withLock { $0 } }
-        set { batchRun.withLock { $0 = newValue } }
+        get { state.withLock { $0.batch } }
+        set { state.withLock { $0.batch = newValue } }
     }
 
     /// Sets what cancels the running call. Returns `true` when a cancel came first: the caller cancels.
     func setCanceller(_ cancel: @escaping @Sendable () -> Void) -> Bool {
-        canceller.withLock { state in
+        state.withLock { state in
             state.cancel = cancel
             return state.requested
         }
     }
 
     func clearCanceller() {
-        canceller.withLock { $0.cancel = nil }
+        state.withLock { $0.cancel = nil }
     }
 
     /// Records a cancel request and cancels the running call, if one is set, outside the lock.
     func cancel() {
         insert(.interrupt)
-        let cancel = canceller.withLock { state -> (@Sendable () -> Void)? in
+        let cancel = state.withLock { state -> (@Sendable () -> Void)? in
             state.requested = true
             return state.cancel
         }
@@ -66,7 +72,7 @@ final class TaskControl: Sendable {
     }
 
     /// Whether the task was cancelled by id.
-    var isCancelRequested: Bool { canceller.withLock { $0.requested } }
+    var isCancelRequested: Bool { state.withLock { $0.requested } }
 
     func insert(_ flags: ControlFlags) {
         flagBits.bitwiseOr(flags.rawValue, ordering: .acquiringAndReleasing)

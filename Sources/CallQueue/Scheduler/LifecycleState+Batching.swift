@@ -130,19 +130,17 @@ extension LifecycleState {
     private mutating func startInBatch(
         _ taskID: TaskID, ticket: UInt64, slot: Int, now: ContinuousClock.Instant
     ) {
-        guard var task = tasks[taskID] else { return }
+        guard let task = tasks[taskID] else { return }
         task.phase = .running(Running(ticket: ticket, slot: slot, weight: 0, startedAt: now, inBatch: true))
         task.version += 1
-        tasks[taskID] = task
         revision += 1
     }
 
     /// The member that formed the batch: from now on the batch, not its task, holds the slot.
     private mutating func markInBatch(_ taskID: TaskID) {
-        guard var task = tasks[taskID], case .running(var running) = task.phase else { return }
+        guard let task = tasks[taskID], case .running(var running) = task.phase else { return }
         running.inBatch = true
         task.phase = .running(running)
-        tasks[taskID] = task
     }
 
     /// Drops a batcher's record of a member that left (served, cancelled, timed out).

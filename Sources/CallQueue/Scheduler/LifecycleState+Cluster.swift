@@ -59,7 +59,7 @@ extension LifecycleState {
             return
         }
         group.clusterHeld[localTicket] = (ticket, waiter.continuation.taskID)
-        grant(waiter, in: groupID, now: now, permit: permit, effects: &effects)
+        grant(waiter, in: group, now: now, permit: permit, effects: &effects)
     }
 
     /// The call's place in the cluster-wide line changed; its readers hear of it with the group's next

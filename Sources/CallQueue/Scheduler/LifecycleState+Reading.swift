@@ -136,7 +136,7 @@ extension LifecycleState {
     }
 
     mutating func startTracked(_ id: TaskID, slot: Int, now: ContinuousClock.Instant, effects: inout Effects) throws {
-        guard var task = tasks[id] else {
+        guard let task = tasks[id] else {
             throw CallQueueError(.unknownTask, "no live task has the id '\(id)'", taskID: id)
         }
         guard case .waiting(let ticket) = task.phase else {
@@ -148,7 +148,6 @@ extension LifecycleState {
         groups[task.group]?.running[ticket] = now
         task.phase = .running(Running(ticket: ticket, slot: slot, weight: 0, startedAt: now))
         task.version += 1
-        tasks[id] = task
         revision += 1
         wake(id, effects: &effects)
         moved(task.group, effects: &effects)

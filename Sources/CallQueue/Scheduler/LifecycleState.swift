@@ -55,7 +55,10 @@ struct LifecycleState {
         var permit: ClusterPermit?
     }
 
-    struct LiveTask {
+    /// A task from admission to finish. A class, guarded by the scheduler's lock like the rest of the state:
+    /// a call reads and changes its task several times, and a struct was copied (and its fields retained) at
+    /// each read and written back, hashed again, at each change.
+    final class LiveTask: @unchecked Sendable {
         let id: TaskID
         let group: ConcurrencyGroupID
         let control: TaskControl
@@ -64,6 +67,16 @@ struct LifecycleState {
         /// Advances on every change of this task's own state (start, progress, finish).
         var version: UInt64 = 0
         var subscriptions: [ObjectIdentifier: UpdateSubscription] = [:]
+
+        init(
+            id: TaskID, group: ConcurrencyGroupID, control: TaskControl, queuedAt: ContinuousClock.Instant, phase: Phase
+        ) {
+            self.id = id
+            self.group = group
+            self.control = control
+            self.queuedAt = queuedAt
+            self.phase = phase
+        }
     }
 
     /// What a call holds once granted: what a release gives back.
@@ -130,19 +143,24 @@ struct LifecycleState {
     // MARK: Groups
 
     /// The group's state, made on first use. Throws for an undeclared group under the `.reject` policy.
-    mutating func ensureGroup(_ id: ConcurrencyGroupID) throws {
-        if groups[id] != nil { return }
+    @discardableResult
+    mutating func ensureGroup(_ id: ConcurrencyGroupID) throws -> GroupState {
+        if let group = groups[id] { return group }
+        let group = try makeGroup(id)
+        groups[id] = group
+        return group
+    }
+
+    private func makeGroup(_ id: ConcurrencyGroupID) throws -> GroupState {
         guard let scheduling else {
-            groups[id] = GroupState(
+            return GroupState(
                 id: id, configuration: nil, isDeclared: false, isScheduled: false,
                 prior: settings.initialRunTimeEstimate)
-            return
         }
         if let declared = scheduling.groups[id] {
-            groups[id] = GroupState(
+            return GroupState(
                 id: id, configuration: declared, isDeclared: true, isScheduled: true,
                 cluster: scheduling.permitSources[id], prior: settings.initialRunTimeEstimate)
-            return
         }
         if scheduling.undeclaredGroups == .reject {
             throw CallQueueError(
@@ -152,7 +170,7 @@ struct LifecycleState {
                 group: id
             )
         }
-        groups[id] = GroupState(
+        return GroupState(
             id: id, configuration: scheduling.defaultGroup, isDeclared: false, isScheduled: true,
             prior: settings.initialRunTimeEstimate)
     }
@@ -160,9 +178,16 @@ struct LifecycleState {
     /// Frees an undeclared group that holds nothing, once more than ``Settings/keptIdleGroups`` undeclared
     /// groups exist.
     mutating func releaseIfIdle(_ id: ConcurrencyGroupID) {
+        guard groups.count - (scheduling?.groups.count ?? 0) > settings.keptIdleGroups, let group = groups[id] else {
+            return
+        }
+        releaseIfIdle(group)
+    }
+
+    mutating func releaseIfIdle(_ group: GroupState) {
         guard groups.count - (scheduling?.groups.count ?? 0) > settings.keptIdleGroups else { return }
-        guard let group = groups[id], !group.isDeclared, group.isIdle, !group.flushPending else { return }
-        groups[id] = nil
+        guard !group.isDeclared, group.isIdle, !group.flushPending else { return }
+        groups[group.id] = nil
     }
 
     func estimate(for group: ConcurrencyGroupID) -> Duration {
@@ -212,15 +237,15 @@ struct LifecycleState {
                 .duplicateTask, "a live task already has the id '\(task.id)'; use a new id", group: groupID,
                 taskID: task.id)
         }
-        try ensureGroup(groupID)
-        defer { releaseIfIdle(groupID) }
+        let group = try ensureGroup(groupID)
+        defer { releaseIfIdle(group) }
         if let batcher, let task, let input, let runID = openBatch(of: batcher, in: groupID) {
             // Its batcher's batch is forming and has room: it joins it, and waits in no line.
             nextTicket += 1
             revision += 1
             tasks[task.id] = LiveTask(
                 id: task.id, group: groupID, control: task.control, queuedAt: now, phase: .waiting(ticket: nextTicket))
-            groups[groupID]!.liveTasks += 1
+            group.liveTasks += 1
             observe(task.id, now: now, into: &effects)
             if let held = join(
                 runID, ticket: nextTicket, taskID: task.id, input: input, group: groupID, now: now, effects: &effects)
@@ -228,21 +253,19 @@ struct LifecycleState {
                 return .granted(held)
             }
         }
-        // Decided on a copy of the group that ends with this call, so the line appended to below is not
-        // shared with it (a shared ring would be copied whole on every admission).
         let (weight, wouldWait, isScheduled) = try admissionDecision(
-            group: groupID, weight: requestedWeight, taskID: task?.id, batchSize: batcher?.maxBatchSize ?? 1, now: now)
+            group: group, weight: requestedWeight, taskID: task?.id, batchSize: batcher?.maxBatchSize ?? 1, now: now)
         nextTicket += 1
         revision += 1
         let ticket = nextTicket
         if let task {
             tasks[task.id] = LiveTask(
                 id: task.id, group: groupID, control: task.control, queuedAt: now, phase: .waiting(ticket: ticket))
-            groups[groupID]!.liveTasks += 1
+            group.liveTasks += 1
             observe(task.id, now: now, into: &effects)
         }
         if isScheduled && !wouldWait {
-            var held = start(ticket: ticket, taskID: task?.id, weight: weight, in: groupID, now: now)
+            var held = start(ticket: ticket, taskID: task?.id, weight: weight, in: group, now: now)
             if let batcher {
                 _ = formBatch(
                     ticket: ticket, taskID: task?.id, input: input, batcher: batcher, held: &held, now: now,
@@ -250,14 +273,14 @@ struct LifecycleState {
             }
             return .granted(held)
         }
-        groups[groupID]!.line.enqueue(
+        group.line.enqueue(
             ticket: ticket, weight: weight,
             entry: GroupState.LineEntry(taskID: task?.id, batcher: batcher, input: input))
-        if let batcher { groups[groupID]!.batchMembers[batcher.id, default: []].append(ticket) }
+        if let batcher { group.batchMembers[batcher.id, default: []].append(ticket) }
         waitingInAll += 1
         // The queue size grew: with no fraction set, waiting readers hear of every change of it.
-        if settings.positionUpdateFraction == 0 { moved(groupID, effects: &effects) }
-        if let source = groups[groupID]!.cluster {
+        if settings.positionUpdateFraction == 0 { moved(group, effects: &effects) }
+        if let source = group.cluster {
             needsClusterTicket(ticket, in: groupID, source: source, effects: &effects)
         }
         return .queued(ticket: ticket)
@@ -266,10 +289,10 @@ struct LifecycleState {
     /// The call's weight, whether it would wait, and whether its group is scheduled; throws when the call is
     /// not admitted.
     private func admissionDecision(
-        group groupID: ConcurrencyGroupID, weight requestedWeight: Int?, taskID: TaskID?, batchSize: Int,
+        group: GroupState, weight requestedWeight: Int?, taskID: TaskID?, batchSize: Int,
         now: ContinuousClock.Instant
     ) throws -> (weight: Int, wouldWait: Bool, isScheduled: Bool) {
-        let group = groups[groupID]!
+        let groupID = group.id
         let weight = try Self.validated(weight: requestedWeight, in: group, taskID: taskID)
         let wouldWait = !group.line.isEmpty || !group.fits(weight: weight) || !processPermitFree
         if group.isScheduled {
@@ -381,32 +404,36 @@ struct LifecycleState {
 
     /// Moves an admitted call to running: a slot, its weight of the budget, a process permit.
     private mutating func start(
-        ticket: UInt64, taskID: TaskID?, weight: Int, in groupID: ConcurrencyGroupID, now: ContinuousClock.Instant,
+        ticket: UInt64, taskID: TaskID?, weight: Int, in group: GroupState, now: ContinuousClock.Instant,
         permit: ClusterPermit? = nil
     ) -> Held {
-        let slot = permit?.slot ?? groups[groupID]!.slots.take()
-        groups[groupID]!.running[ticket] = now
-        groups[groupID]!.budgetUsed += weight
+        let slot = permit?.slot ?? group.slots.take()
+        group.running[ticket] = now
+        group.budgetUsed += weight
         runningInAll += 1
         if scheduling?.processWideLimit != nil { processRunning += 1 }
         revision += 1
-        if let taskID, var task = tasks[taskID] {
+        if let taskID, let task = tasks[taskID] {
             task.phase = .running(
                 Running(ticket: ticket, slot: slot, weight: weight, startedAt: now, permit: permit))
             task.version += 1
-            tasks[taskID] = task
         }
-        return Held(group: groupID, ticket: ticket, slot: slot, weight: weight)
+        return Held(group: group.id, ticket: ticket, slot: slot, weight: weight)
     }
 
     /// Grants waiting calls that now fit, in strict order: within a group the head blocks those behind it;
     /// across groups, the process-wide limit goes to the oldest eligible head.
     mutating func serve(_ groupID: ConcurrencyGroupID, now: ContinuousClock.Instant?, effects: inout Effects) {
+        guard let group = groups[groupID] else { return }
+        serve(group, now: now, effects: &effects)
+    }
+
+    mutating func serve(_ group: GroupState, now: ContinuousClock.Instant?, effects: inout Effects) {
         guard scheduling != nil else { return }
         var now = now
         if scheduling?.processWideLimit == nil {
-            while headFits(groupID) {
-                grantHead(of: groupID, now: &now, effects: &effects)
+            while let head = group.line.head, group.fits(weight: head.weight) {
+                grantHead(of: group, now: &now, effects: &effects)
             }
             return
         }
@@ -417,42 +444,35 @@ struct LifecycleState {
                 guard let head = group.line.head, group.isScheduled, group.fits(weight: head.weight) else { continue }
                 if oldest == nil || head.ticket < oldest!.ticket { oldest = (id, head.ticket) }
             }
-            guard let oldest else { break }
-            grantHead(of: oldest.group, now: &now, effects: &effects)
+            guard let oldest, let oldestGroup = groups[oldest.group] else { break }
+            grantHead(of: oldestGroup, now: &now, effects: &effects)
             granted.insert(oldest.group)
         }
         // A head that waits for the process-wide limit counts the other groups' heads ahead of it: a grant in
         // any group moves it.
         guard !granted.isEmpty else { return }
-        for (id, group) in groups where !granted.contains(id) && !group.line.isEmpty {
-            moved(id, effects: &effects)
+        for (id, other) in groups where !granted.contains(id) && !other.line.isEmpty {
+            moved(other, effects: &effects)
         }
     }
 
-    /// Whether the group's head fits now. A function of its own, so the copy of the group it reads is gone
-    /// before the line is changed (a copy alive across the change would copy the whole ring).
-    private func headFits(_ groupID: ConcurrencyGroupID) -> Bool {
-        guard let group = groups[groupID], let head = group.line.head else { return false }
-        return group.fits(weight: head.weight)
-    }
-
     private mutating func grantHead(
-        of groupID: ConcurrencyGroupID, now: inout ContinuousClock.Instant?, effects: inout Effects
+        of group: GroupState, now: inout ContinuousClock.Instant?, effects: inout Effects
     ) {
-        let waiter = groups[groupID]!.line.removeHead()
+        let waiter = group.line.removeHead()
         let instant = now ?? settings.clock.now
         now = instant
-        grant(waiter, in: groupID, now: instant, permit: nil, effects: &effects)
+        grant(waiter, in: group, now: instant, permit: nil, effects: &effects)
     }
 
     /// Starts a waiter that has left its line and resumes its caller (or keeps the grant for it to find).
     mutating func grant(
-        _ waiter: LineWaiter<GroupState.LineEntry>, in groupID: ConcurrencyGroupID,
+        _ waiter: LineWaiter<GroupState.LineEntry>, in group: GroupState,
         now instant: ContinuousClock.Instant, permit: ClusterPermit?, effects: inout Effects
     ) {
         waitingInAll -= 1
         var held = start(
-            ticket: waiter.ticket, taskID: waiter.continuation.taskID, weight: waiter.weight, in: groupID,
+            ticket: waiter.ticket, taskID: waiter.continuation.taskID, weight: waiter.weight, in: group,
             now: instant, permit: permit)
         if let batcher = waiter.continuation.batcher {
             _ = formBatch(
@@ -472,28 +492,27 @@ struct LifecycleState {
             waiter.continuation, ticket: waiter.ticket,
             .granted(Grant(slot: held.slot, startObserved: reportsStart, batch: held.batch)), effects: &effects)
         if let taskID = waiter.continuation.taskID { wake(taskID, effects: &effects) }
-        moved(groupID, effects: &effects)
+        moved(group, effects: &effects)
     }
 
     /// Gives back what a running call held and serves the line.
     mutating func release(
         _ held: Held, finished: TaskStatus? = nil, now: ContinuousClock.Instant, effects: inout Effects
     ) {
-        // In place: a copy of the group held across these changes would copy its tables.
-        guard groups[held.group]?.running.removeValue(forKey: held.ticket) != nil else { return }
-        if let source = groups[held.group]?.cluster {
-            if let (ticket, _) = groups[held.group]?.clusterHeld.removeValue(forKey: held.ticket) {
+        guard let group = groups[held.group], group.running.removeValue(forKey: held.ticket) != nil else { return }
+        if let source = group.cluster {
+            if let (ticket, _) = group.clusterHeld.removeValue(forKey: held.ticket) {
                 effects.append(.leaveCluster(source, ticket, finished: finished))
             }
         } else {
-            groups[held.group]?.slots.give(held.slot)
+            group.slots.give(held.slot)
         }
-        groups[held.group]?.budgetUsed -= held.weight
+        group.budgetUsed -= held.weight
         runningInAll -= 1
         if scheduling?.processWideLimit != nil { processRunning -= 1 }
         revision += 1
-        serve(held.group, now: now, effects: &effects)
-        releaseIfIdle(held.group)
+        serve(group, now: now, effects: &effects)
+        releaseIfIdle(group)
         if isDrained && !drainWaiters.isEmpty {
             effects.append(.drained(Array(drainWaiters.values)))
             drainWaiters.removeAll()
@@ -509,31 +528,33 @@ struct LifecycleState {
     /// (when every change is told), or another group's head went first under the process-wide limit. Either
     /// moves a place by one at most, so the count still bounds how far any place moved.
     mutating func moved(_ groupID: ConcurrencyGroupID, count: Int = 1, effects: inout Effects) {
-        guard var group = groups[groupID] else { return }
+        guard let group = groups[groupID] else { return }
+        moved(group, count: count, effects: &effects)
+    }
+
+    mutating func moved(_ group: GroupState, count: Int = 1, effects: inout Effects) {
         group.moved &+= UInt64(count)
         revision += 1
         if let earliest = group.wakeups.earliestDue, earliest <= group.moved {
             if settings.positionUpdateInterval <= .zero {
-                wakeParked(&group, effects: &effects)
+                wakeParked(group, effects: &effects)
             } else if !group.flushPending {
                 group.flushPending = true
-                effects.append(.scheduleFlush(groupID))
+                effects.append(.scheduleFlush(group.id))
             }
         }
-        groups[groupID] = group
     }
 
     /// The interval has passed: wake the group's parked readers; those whose position moved read it.
     mutating func flush(_ groupID: ConcurrencyGroupID, effects: inout Effects) {
-        guard var group = groups[groupID] else { return }
+        guard let group = groups[groupID] else { return }
         group.flushPending = false
-        wakeParked(&group, effects: &effects)
-        groups[groupID] = group
-        releaseIfIdle(groupID)
+        wakeParked(group, effects: &effects)
+        releaseIfIdle(group)
     }
 
     /// Wakes the parked readers that are due; those not due stay parked at no cost.
-    private func wakeParked(_ group: inout GroupState, effects: inout Effects) {
+    private func wakeParked(_ group: GroupState, effects: inout Effects) {
         while let (due, subscription) = group.wakeups.popDue(atOrBefore: group.moved) {
             let key = ObjectIdentifier(subscription)
             // Stale: it left the parked set, or parked again with another due count.
@@ -551,26 +572,29 @@ struct LifecycleState {
 
     /// A task's own state changed: its parked readers read now.
     mutating func wake(_ id: TaskID, effects: inout Effects) {
-        guard let task = tasks[id] else { return }
+        guard let task = tasks[id], !task.subscriptions.isEmpty else { return }
+        wake(task, in: groups[task.group], effects: &effects)
+    }
+
+    func wake(_ task: LiveTask, in group: GroupState?, effects: inout Effects) {
         for subscription in task.subscriptions.values {
             if let reader = subscription.parked {
                 subscription.parked = nil
                 effects.append(.wakeReader(reader))
             }
-            groups[task.group]?.parkedReaders[ObjectIdentifier(subscription)] = nil
+            group?.parkedReaders[ObjectIdentifier(subscription)] = nil
         }
     }
 
     // MARK: Progress and finish
 
     mutating func setProgress(of id: TaskID, fraction: Double, step: String?, effects: inout Effects) {
-        guard var task = tasks[id], case .running(var running) = task.phase else { return }
+        guard let task = tasks[id], case .running(var running) = task.phase else { return }
         running.progress = fraction
         running.step = step
         task.phase = .running(running)
         task.version += 1
         revision += 1
-        tasks[id] = task
         wake(id, effects: &effects)
     }
 
@@ -584,10 +608,10 @@ struct LifecycleState {
         now: ContinuousClock.Instant,
         effects: inout Effects
     ) -> TaskStatus? {
-        guard let task = tasks[id] else { return nil }
-        wake(id, effects: &effects)
-        tasks[id] = nil
-        groups[task.group]?.liveTasks -= 1
+        guard let task = tasks.removeValue(forKey: id) else { return nil }
+        let group = groups[task.group]
+        wake(task, in: group, effects: &effects)
+        group?.liveTasks -= 1
         revision += 1
         var queuedFor = now - task.queuedAt
         var ranFor = Duration.zero
@@ -596,15 +620,15 @@ struct LifecycleState {
         case .waiting(let ticket):
             // A scheduled call has already left its line when it finishes unstarted; a hand-tracked task
             // may still stand in it.
-            if groups[task.group]?.line.remove(ticket: ticket) != nil {
+            if let group, group.line.remove(ticket: ticket) != nil {
                 waitingInAll -= 1
-                moved(task.group, effects: &effects)
+                moved(group, effects: &effects)
             }
         case .running(let running) where bodyRan || running.startReported:
             queuedFor = running.startedAt - task.queuedAt
             ranFor = now - running.startedAt
             started = true
-            if outcome != .cancelled { groups[task.group]?.estimator.record(ranFor) }
+            if outcome != .cancelled { group?.estimator.record(ranFor) }
         case .running:
             break  // granted, but its caller was gone before the body began
         }
@@ -620,14 +644,14 @@ struct LifecycleState {
         if settings.observes { effects.append(.observe(status)) }
         if case .running(let running) = task.phase, running.inBatch {
             // The batch gives its slot back when its body returns.
-        } else if case .running(let running) = task.phase, groups[task.group]?.isScheduled == true {
+        } else if case .running(let running) = task.phase, group?.isScheduled == true {
             release(
                 Held(group: task.group, ticket: running.ticket, slot: running.slot, weight: running.weight),
                 finished: status, now: now, effects: &effects)
         } else if case .running(let running) = task.phase {
-            groups[task.group]?.running[running.ticket] = nil  // a hand-tracked task: its slot was the caller's
+            group?.running[running.ticket] = nil  // a hand-tracked task: its slot was the caller's
         }
-        releaseIfIdle(task.group)
+        if let group { releaseIfIdle(group) }
         return status
     }
 

@@ -208,6 +208,25 @@ final class TaskLifecycleTests: XCTestCase {
         XCTAssertEqual(estimator.estimate, .seconds(3), "and is forgotten after the window")
     }
 
+    /// The estimator's median, kept without sorting, against the median of the last runs recomputed from
+    /// scratch, over seeded random runs with many repeats.
+    func testEstimatorMatchesAMedianRecomputedFromScratch() {
+        for (seed, window) in [(1, 1), (2, 4), (3, 5), (4, 16)] {
+            var random = SeededRandom(seed: UInt64(seed))
+            var estimator = RunTimeEstimator(prior: .seconds(7), window: window)
+            var runs: [Duration] = []
+            for step in 0..<2_000 {
+                let run = Duration.milliseconds(Int.random(in: 0...20, using: &random))
+                estimator.record(run)
+                runs.append(run)
+                let last = runs.suffix(window).sorted()
+                let middle = last.count / 2
+                let median = last.count % 2 == 1 ? last[middle] : (last[middle - 1] + last[middle]) / 2
+                XCTAssertEqual(estimator.estimate, median, "seed \(seed), step \(step)")
+            }
+        }
+    }
+
     /// 10,000 queued tasks: every position is right and status queries stay cheap (logarithmic each).
     func testPositionsAndETAsAtDepth() async throws {
         let depth = stressIterations(10_000, minimum: 2_000)
