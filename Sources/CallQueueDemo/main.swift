@@ -21,8 +21,9 @@ do {
     print(error)
     exit(2)
 }
-let selection = DeviceMonitorSelection.automatic()
-let sampler = MemorySampler(monitor: selection.monitor, pollRate: 8)
+// One sampler per GPU (slot k of "gpu" runs on GPU k, wrapping around), or one of the host's memory without NVML.
+let selections = DeviceMonitorSelection.automaticForEachDevice()
+let samplers = selections.map { MemorySampler(monitor: $0.monitor, pollRate: 8) }
 let printer = EventPrinter(enabled: !options.interactive && !options.json)
 let queue = try CallQueue(
     configuration: .init(
@@ -32,7 +33,7 @@ let queue = try CallQueue(
         ],
         initialRunTimeEstimate: .seconds(1),
         observer: printer,
-        memorySampler: sampler,
+        deviceSamplers: samplers,
         permitSources: cluster?.permitSources ?? [:],
         shutdownGracePeriod: .seconds(5)
     )
@@ -64,7 +65,7 @@ if !options.json {
     print(
         "swift-call-queue demo: \(options.clients) clients over \(options.duration) s, \(options.gpuSlots) GPU slots"
             + (options.batch > 1 ? ", batches of up to \(options.batch)" : ""))
-    print("memory: \(selection)")
+    for selection in selections { print("memory: \(selection)") }
     if cluster != nil {
         print("cluster: \"gpu\" is one line across replicas sharing the database; this is \(options.replica)")
     }
@@ -119,14 +120,13 @@ await queueStopped.value
 if let signal = shutdown.stoppedBy, !options.json {
     print("\(signal): the queue has shut down; \(responses.count) clients answered")
 }
-sampler.stop()
 await cluster?.stop()
 
 let report = Report(
     responses: responses.sorted { $0.0.id.rawValue < $1.0.id.rawValue },
     wallTime: wallTime,
     gpuSlots: options.gpuSlots,
-    monitor: selection
+    monitor: selections[0]
 )
 if options.json {
     print(report.json())

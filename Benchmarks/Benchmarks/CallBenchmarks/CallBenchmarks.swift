@@ -86,6 +86,52 @@ let benchmarks: @Sendable () -> Void = {
     registerSubscribedHandOffBenchmarks()
     registerSoakBenchmark()
     registerBatchingBenchmarks()
+    // C1's baselines, in the same binary: what a tracked call is measured against.
+    Benchmark(
+        "C1 baseline: bare child task created and awaited",
+        configuration: configuration([Metric.nanosecondsPerCall], iterations: 10)
+    ) { benchmark in
+        let start = ContinuousClock.now
+        for _ in 0..<calls {
+            let child = Task { blackHole(1) }
+            await child.value
+        }
+        benchmark.measurement(Metric.nanosecondsPerCall, nanoseconds(ContinuousClock.now - start) / calls)
+    }
+
+    Benchmark(
+        "C1 baseline: uncontended FIFOSemaphore permit",
+        configuration: configuration([Metric.nanosecondsPerCall], iterations: 10)
+    ) { benchmark in
+        let semaphore = FIFOSemaphore(permits: 1)
+        let permits = calls * 10
+        let start = ContinuousClock.now
+        for _ in 0..<permits {
+            try await semaphore.acquire()
+            semaphore.release()
+        }
+        benchmark.measurement(Metric.nanosecondsPerCall, nanoseconds(ContinuousClock.now - start) / permits)
+    }
+
+    Benchmark("C1 submit + value", configuration: configuration([Metric.nanosecondsPerCall], iterations: 10)) {
+        benchmark in
+        let queue = try CallQueue()
+        let start = ContinuousClock.now
+        for _ in 0..<calls {
+            blackHole(try await queue.submit { _ in 1 }.value)
+        }
+        benchmark.measurement(Metric.nanosecondsPerCall, nanoseconds(ContinuousClock.now - start) / calls)
+    }
+
+    Benchmark("C1 batch of one", configuration: configuration([Metric.nanosecondsPerCall], iterations: 10)) {
+        benchmark in
+        let queue = try CallQueue()
+        let batcher = queue.makeBatcher(maxBatchSize: 1) { (inputs: [Int], _: BatchContext) in inputs }
+        let start = ContinuousClock.now
+        for index in 0..<calls { blackHole(try await batcher(index)) }
+        benchmark.measurement(Metric.nanosecondsPerCall, nanoseconds(ContinuousClock.now - start) / calls)
+    }
+
     Benchmark("C1 runQueued", configuration: configuration([Metric.nanosecondsPerCall], iterations: 10)) {
         benchmark in
         let queue = try CallQueue()

@@ -15,7 +15,9 @@
 /// ```
 ///
 /// - Delay: a batch that is not full waits up to ``maxDelay`` after its slot came for more calls to arrive;
-///   `.zero` takes whoever is waiting and starts at once (Gradio's behaviour).
+///   `.zero` takes whoever is waiting and starts at once (Gradio's behaviour). A batch that reaches
+///   ``maxBatchSize`` starts at once. A batcher forms one batch at a time: calls that arrive while it forms
+///   and has room join it.
 /// - Outputs: the body returns one output per input, in order. A count mismatch fails every member with
 ///   ``CallQueueError/Code/invalidBatchOutput``; the per-member form fails members one by one.
 /// - Cancel: a member cancelled while it waits leaves the line; one cancelled while its batch runs gets
@@ -157,13 +159,13 @@ public final class Batcher<Input: Sendable, Output: Sendable>: Sendable {
             return
         }
         let batchContext = BatchContext(
-            group: group, slot: held.slot, taskIDs: members.map(\.taskID), lifecycle: lifecycle,
+            group: group, slot: held.slot, taskIDs: members.map { $0.taskID }, lifecycle: lifecycle,
             cancelled: { [run] in run.isCancelled($0) })
         let window = queue.memorySampler(group: group, slot: held.slot)?.openWindow()
         let start = lifecycle.clock.now
         var outcomes: [Result<Output, any Error>]
         do {
-            outcomes = try await body(members.map(\.input), batchContext)
+            outcomes = try await body(members.map { $0.input }, batchContext)
             if outcomes.count != members.count {
                 let error = CallQueueError(
                     .invalidBatchOutput,
