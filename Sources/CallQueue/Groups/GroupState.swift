@@ -54,6 +54,22 @@ final class GroupState: @unchecked Sendable {
     var clusterHeld: [UInt64: (ticket: ClusterTicket, taskID: TaskID?)] = [:]
     /// A cluster-wide group's run time across all replicas, as its permit source last reported it.
     var clusterRunTime: Duration?
+    /// A cluster-wide group's line length across all replicas, as its permit source last reported it.
+    var clusterQueueSize: Int?
+
+    /// The place of a call of a cluster-wide group that the source has not placed yet (its ticket is on its
+    /// way): the back of the cluster-wide line as last reported, behind the calls of this replica ahead of it
+    /// that have not been placed either. `nil` before any report: then only the local place is known.
+    func unplacedClusterPosition(of ticket: UInt64) -> Int? {
+        guard let clusterQueueSize else { return nil }
+        var low = unsentHead
+        var high = unsent.count
+        while low < high {
+            let middle = (low + high) / 2
+            if unsent[middle] < ticket { low = middle + 1 } else { high = middle }
+        }
+        return clusterQueueSize + (low - unsentHead)
+    }
 
     /// The run time ETAs assume: the cluster-wide figure when the source reports one, else this process's.
     var runTimeEstimate: Duration { clusterRunTime ?? estimator.estimate }

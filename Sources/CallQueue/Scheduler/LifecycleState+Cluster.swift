@@ -70,6 +70,7 @@ extension LifecycleState {
     ) {
         guard let group = groups[groupID], group.line.contains(ticket: localTicket) else { return }
         if let runTimeEstimate { group.clusterRunTime = runTimeEstimate }
+        group.clusterQueueSize = queueSize
         group.line.update(ticket: localTicket) { $0.clusterPlace = (position, queueSize) }
         moved(groupID, effects: &effects)
     }

@@ -689,7 +689,12 @@ struct LifecycleState {
         let estimate = group.runTimeEstimate
         switch task.phase {
         case .waiting(let ticket):
-            let place = group.line.entry(ticket: ticket)?.clusterPlace
+            var place = group.line.entry(ticket: ticket)?.clusterPlace
+            if place == nil, group.cluster != nil, let back = group.unplacedClusterPosition(of: ticket) {
+                // Not placed by the source yet: where it will join, not its local place, so its position does
+                // not jump once the source answers.
+                place = (back, back + 1)
+            }
             var position = place?.position ?? group.line.place(of: ticket) ?? 0
             var queueSize = max(place?.queueSize ?? group.line.count, position + 1)
             var holder = TaskStatus.Holder.group

@@ -208,4 +208,35 @@ final class ClusterGroupTests: XCTestCase {
         await waitUntil("every ticket given back") { cluster.holders == 0 && cluster.waiting == 0 }
         for queue in replicas { XCTAssertEqual(queue.liveTasks.count, 0) }
     }
+
+    /// A call whose cluster ticket is still on its way reads the place it will take at the back of the
+    /// cluster-wide line, not its local place: its position does not jump once the source answers.
+    func testAPositionDoesNotJumpWhenTheSourceAnswers() async throws {
+        let cluster = InMemoryCluster(slots: 1)
+        let a = try replica("a", of: cluster)
+        let b = try replica("b", of: cluster)
+        let gate = Gate()
+        let holder = try b.submit(id: "b0", group: "gpu") { _ in await gate.wait() }
+        await waitForStatus(b, "b0") { $0.isRunning }
+        let bWaiting = try (1...2).map { index in try b.submit(id: TaskID("b\(index)"), group: "gpu") { _ in } }
+        await waitUntil("b's calls are in the cluster line") { cluster.waiting == 2 }
+        let first = try a.submit(id: "a1", group: "gpu") { _ in }
+        await waitForStatus(a, "a1") { $0.queued?.position == 2 && $0.queued?.queueSize == 3 }
+
+        let held = Gate()
+        cluster.holdEnqueues.withLock { $0 = held }
+        let second = try a.submit(id: "a2", group: "gpu") { _ in }
+        let before = try XCTUnwrap(try second.status().state.queued)
+        XCTAssertEqual(before.position, 3, "behind the three calls in the cluster-wide line, not 1 (its local place)")
+        cluster.holdEnqueues.withLock { $0 = nil }
+        held.open()
+        await waitUntil("a2 has its ticket") { cluster.waiting == 4 }
+        XCTAssertEqual(try second.status().state.queued?.position, 3)
+
+        gate.open()
+        try await holder.value
+        for handle in bWaiting { try await handle.value }
+        try await first.value
+        try await second.value
+    }
 }

@@ -1,3 +1,4 @@
+import CallQueueTestSupport
 @testable import CallQueue
 
 /// A cluster-wide line kept in memory and shared by several ``CallQueue``s (replicas) in one test: strict FIFO
@@ -26,6 +27,8 @@ final class InMemoryCluster: Sendable {
 
     private let state: LockedState<State>
     let failEnqueues = LockedState<CallQueueError?>(nil)
+    /// While set, enqueues wait for it: a replica's calls wait for their tickets.
+    let holdEnqueues = LockedState<Gate?>(nil)
     /// The run time it reports with positions, as a cluster-wide figure would be.
     let runTime = LockedState<Duration?>(nil)
 
@@ -43,7 +46,8 @@ final class InMemoryCluster: Sendable {
         let name: String
 
         func enqueue(_ request: ClusterRequest) async throws -> ClusterTicket {
-            try cluster.enqueue(request, replica: name)
+            if let gate = cluster.holdEnqueues.withLock({ $0 }) { await gate.wait() }
+            return try cluster.enqueue(request, replica: name)
         }
 
         func leave(_ ticket: ClusterTicket, finished: TaskStatus?) {
