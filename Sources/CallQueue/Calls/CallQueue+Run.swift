@@ -127,9 +127,7 @@ extension CallQueue {
         let actor = isolation
         let unsafeBody = UnsafeTransfer(body)
         return await runJob(job, deadline: deadline, keepResult: keepResult, arguments: arguments()) { context in
-            let bodyTask = Task<UnsafeTransfer<T>, any Error> {
-                try await Self.invoke(unsafeBody.value, with: context, on: actor)
-            }
+            let bodyTask = Self.startBody { try await Self.invoke(unsafeBody.value, with: context, on: actor) }
             if job.control.setCanceller({ bodyTask.cancel() }) { bodyTask.cancel() }
             defer { job.control.clearCanceller() }
             return try await withTaskCancellationHandler {
@@ -138,6 +136,19 @@ extension CallQueue {
                 bodyTask.cancel()
             }
         }
+    }
+
+    /// Starts a scoped call's body in a task of its own, so that a cancel by id reaches the body and not its
+    /// caller. Where the runtime has `Task.immediate`, the body starts at once on the caller's thread and
+    /// executor, and runs there until it first suspends: the caller is waiting for it anyway, and a body that
+    /// does not suspend costs no hand-off to another thread.
+    private static func startBody<T>(
+        _ operation: sending @escaping @isolated(any) () async throws -> UnsafeTransfer<T>
+    ) -> Task<UnsafeTransfer<T>, any Error> {
+        if #available(macOS 26, iOS 26, tvOS 26, watchOS 26, visionOS 26, *) {
+            return Task.immediate(operation: operation)
+        }
+        return Task(operation: operation)
     }
 
     /// Runs `body` on `actor` (the caller's isolation), with the context as ``CallContext/current``.

@@ -56,19 +56,30 @@ final class GroupState: @unchecked Sendable {
     var clusterRunTime: Duration?
     /// A cluster-wide group's line length across all replicas, as its permit source last reported it.
     var clusterQueueSize: Int?
+    /// The newest call of this replica that the source has placed, and its place: calls sent after it join
+    /// the cluster-wide line right behind it.
+    var lastPlaced: (ticket: UInt64, position: Int)?
 
     /// The place of a call of a cluster-wide group that the source has not placed yet (its ticket is on its
-    /// way): the back of the cluster-wide line as last reported, behind the calls of this replica ahead of it
-    /// that have not been placed either. `nil` before any report: then only the local place is known.
+    /// way): right behind this replica's newest placed call while it waits, else the back of the cluster-wide
+    /// line as last reported; behind the calls of this replica ahead of it that have not been placed either.
+    /// `nil` before any report: then only the local place is known.
     func unplacedClusterPosition(of ticket: UInt64) -> Int? {
-        guard let clusterQueueSize else { return nil }
+        let back: Int
+        if let lastPlaced, lastPlaced.ticket < ticket, line.contains(ticket: lastPlaced.ticket) {
+            back = lastPlaced.position + 1
+        } else if let clusterQueueSize {
+            back = clusterQueueSize
+        } else {
+            return nil
+        }
         var low = unsentHead
         var high = unsent.count
         while low < high {
             let middle = (low + high) / 2
             if unsent[middle] < ticket { low = middle + 1 } else { high = middle }
         }
-        return clusterQueueSize + (low - unsentHead)
+        return back + (low - unsentHead)
     }
 
     /// The run time ETAs assume: the cluster-wide figure when the source reports one, else this process's.

@@ -71,6 +71,9 @@ extension LifecycleState {
         guard let group = groups[groupID], group.line.contains(ticket: localTicket) else { return }
         if let runTimeEstimate { group.clusterRunTime = runTimeEstimate }
         group.clusterQueueSize = queueSize
+        if group.lastPlaced.map({ $0.ticket <= localTicket }) ?? true {
+            group.lastPlaced = (localTicket, position)
+        }
         group.line.update(ticket: localTicket) { $0.clusterPlace = (position, queueSize) }
         moved(groupID, effects: &effects)
     }

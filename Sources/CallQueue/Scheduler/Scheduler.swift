@@ -242,9 +242,9 @@ final class Scheduler: Sendable {
         let key = ObjectIdentifier(token)
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let isCancelled = Task.isCancelled
+                // Cancellation is read under the lock, so a cancel can never slip between the check and the wait.
                 let drainedNow = state.withLock { state in
-                    if isCancelled || state.isDrained { return true }
+                    if Task.isCancelled || state.isDrained { return true }
                     state.drainWaiters[key] = continuation
                     return false
                 }

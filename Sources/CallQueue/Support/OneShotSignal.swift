@@ -26,9 +26,10 @@ final class OneShotSignal: Sendable {
         }
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let isCancelled = Task.isCancelled
+                // Cancellation is read under the lock: a cancel whose handler found no waiter has already set
+                // the flag read here, and one that comes later finds the waiter.
                 let now = state.withLock { state -> Bool in
-                    if state.isOpen || isCancelled { return true }
+                    if state.isOpen || Task.isCancelled { return true }
                     state.waiters[key] = continuation
                     return false
                 }

@@ -7,6 +7,22 @@ import XCTest
 /// batches, full batches and the estimates members read. Each one failed before membership moved under the
 /// queue's lock.
 final class BatcherDefectTests: XCTestCase {
+    /// A queue on a manual clock with one group of `slots`, and a batcher whose body records each batch.
+    private func recordingBatcher(
+        slots: Int, maxBatchSize: Int, maxDelay: Duration
+    ) throws -> (ManualClock, CallQueue, Batcher<Int, Int>, Recorder<[Int]>) {
+        let clock = ManualClock()
+        let queue = try CallQueue(
+            configuration: .init(groups: ["gpu": .init(limit: .limited(slots))], clock: clock.lifecycleClock))
+        let batches = Recorder<[Int]>()
+        let batcher = queue.makeBatcher(group: "gpu", maxBatchSize: maxBatchSize, maxDelay: maxDelay) {
+            (inputs: [Int], _: BatchContext) in
+            batches.append(inputs)
+            return inputs
+        }
+        return (clock, queue, batcher, batches)
+    }
+
     /// A burst of members submitted while the slot is free: every member gets its own output, never a
     /// `CancellationError` because its input joined the batch after it looked for its output.
     func testABurstOnAFreeSlotLosesNoOutput() async throws {
@@ -51,14 +67,7 @@ final class BatcherDefectTests: XCTestCase {
     /// Every member of a forming batch is cancelled during its window; a member that arrives later in the
     /// window is served, not failed with the cancelled batch.
     func testACancelledFormingBatchDoesNotPoisonANewcomer() async throws {
-        let clock = ManualClock()
-        let queue = try CallQueue(configuration: .init(groups: ["gpu": .init(limit: 1)], clock: clock.lifecycleClock))
-        let batches = Recorder<[Int]>()
-        let batcher = queue.makeBatcher(group: "gpu", maxBatchSize: 4, maxDelay: .seconds(1)) {
-            (inputs: [Int], _: BatchContext) in
-            batches.append(inputs)
-            return inputs
-        }
+        let (clock, _, batcher, batches) = try recordingBatcher(slots: 1, maxBatchSize: 4, maxDelay: .seconds(1))
         let first = try batcher.submit(1, id: "task(first)")
         let second = try batcher.submit(2, id: "task(second)")
         await waitUntil("the batch waits for companions") { clock.sleeperCount == 1 }
@@ -79,14 +88,7 @@ final class BatcherDefectTests: XCTestCase {
 
     /// A member that arrives while a batch forms joins it, even after its only other member was cancelled.
     func testANewcomerJoinsAFormingBatchWhoseMemberWasCancelled() async throws {
-        let clock = ManualClock()
-        let queue = try CallQueue(configuration: .init(groups: ["gpu": .init(limit: 1)], clock: clock.lifecycleClock))
-        let batches = Recorder<[Int]>()
-        let batcher = queue.makeBatcher(group: "gpu", maxBatchSize: 4, maxDelay: .seconds(1)) {
-            (inputs: [Int], _: BatchContext) in
-            batches.append(inputs)
-            return inputs
-        }
+        let (clock, _, batcher, batches) = try recordingBatcher(slots: 1, maxBatchSize: 4, maxDelay: .seconds(1))
         let first = try batcher.submit(1)
         let second = try batcher.submit(2)
         await waitUntil("the batch waits for companions") { clock.sleeperCount == 1 }
@@ -103,14 +105,7 @@ final class BatcherDefectTests: XCTestCase {
 
     /// A batch that reaches its maximum size during its window starts at once: the clock never moves.
     func testAFullBatchStartsWithoutWaitingOutItsWindow() async throws {
-        let clock = ManualClock()
-        let queue = try CallQueue(configuration: .init(groups: ["gpu": .init(limit: 1)], clock: clock.lifecycleClock))
-        let batches = Recorder<[Int]>()
-        let batcher = queue.makeBatcher(group: "gpu", maxBatchSize: 4, maxDelay: .seconds(3600)) {
-            (inputs: [Int], _: BatchContext) in
-            batches.append(inputs)
-            return inputs
-        }
+        let (_, _, batcher, batches) = try recordingBatcher(slots: 1, maxBatchSize: 4, maxDelay: .seconds(3600))
         let members = try (0..<4).map { try batcher.submit($0) }
         for (index, member) in members.enumerated() {
             let output = try await member.value
@@ -121,14 +116,8 @@ final class BatcherDefectTests: XCTestCase {
 
     /// A burst inside one window on two free slots forms one batch, not [[0], [1, 2, 3]].
     func testABurstInOneWindowFormsOneBatchOnTwoFreeSlots() async throws {
-        let clock = ManualClock()
-        let queue = try CallQueue(configuration: .init(groups: ["gpu": .init(limit: 2)], clock: clock.lifecycleClock))
-        let batches = Recorder<[Int]>()
-        let batcher = queue.makeBatcher(group: "gpu", maxBatchSize: 8, maxDelay: .milliseconds(20)) {
-            (inputs: [Int], _: BatchContext) in
-            batches.append(inputs)
-            return inputs
-        }
+        let (clock, queue, batcher, batches) = try recordingBatcher(
+            slots: 2, maxBatchSize: 8, maxDelay: .milliseconds(20))
         let members = try (0..<4).map { try batcher.submit($0) }
         XCTAssertEqual(queue.groups.first?.runningCount, 1, "one batch holds one slot")
         await waitUntil("the batch waits for companions") { clock.sleeperCount == 1 }

@@ -22,8 +22,10 @@
             }
         }
 
-        func testAGracefulShutdownDrainsTheQueue() async throws {
-            let queue = try CallQueue(configuration: .init(groups: ["gpu": .init(limit: 1)]))
+        /// A call running behind `gate` and one waiting behind it, on a limit-1 group "gpu".
+        private func runningAndWaiting(
+            on queue: CallQueue
+        ) async throws -> (Gate, JobHandle<Int>, JobHandle<Int>) {
             let gate = Gate()
             let running = try queue.submit(id: "task(running)", group: "gpu") { _ in
                 await gate.wait()
@@ -31,6 +33,12 @@
             }
             await waitForStatus(queue, "task(running)") { $0.isRunning }
             let waiting = try queue.submit(id: "task(waiting)", group: "gpu") { _ in 2 }
+            return (gate, running, waiting)
+        }
+
+        func testAGracefulShutdownDrainsTheQueue() async throws {
+            let queue = try CallQueue(configuration: .init(groups: ["gpu": .init(limit: 1)]))
+            let (gate, running, waiting) = try await runningAndWaiting(on: queue)
             await testGracefulShutdown { trigger in
                 let service = Task { await queue.run() }
                 trigger.triggerGracefulShutdown()
@@ -51,13 +59,7 @@
                     services: [.init(service: queue), .init(service: Server(started: started))],
                     gracefulShutdownSignals: [.sigterm],
                     logger: Logger(label: "CallQueueServiceTests")))
-            let gate = Gate()
-            let running = try queue.submit(id: "task(running)", group: "gpu") { _ in
-                await gate.wait()
-                return 1
-            }
-            await waitForStatus(queue, "task(running)") { $0.isRunning }
-            let waiting = try queue.submit(id: "task(waiting)", group: "gpu") { _ in 2 }
+            let (gate, running, waiting) = try await runningAndWaiting(on: queue)
             let groupRun = Task { try await group.run() }
             await started.wait()  // the group traps its signals before it starts a service
             kill(getpid(), SIGTERM)

@@ -118,6 +118,30 @@ final class ShutdownTests: XCTestCase {
         await assertThrowsCallQueueError(.closed) { try await queue.runGPUCall { _ in } }
     }
 
+    /// `run()` cancelled at any moment, racing its own start, returns: a cancel never slips between the
+    /// check and the wait (a fails-by-giving-up bound, not a timing).
+    func testRunCancelledAtAnyMomentReturns() async throws {
+        let rounds = stressIterations(5_000, minimum: 500)
+        let returned = HolderCounter()
+        var runs: [Task<Void, Never>] = []
+        for round in 0..<rounds {
+            let queue = try CallQueue()
+            let run = Task {
+                await queue.run()
+                returned.enter()
+            }
+            // Cancelled from another task after a few yields, so that the cancel lands anywhere in run()'s
+            // start, its wait included.
+            Task {
+                for _ in 0..<(round % 4) { await Task.yield() }
+                run.cancel()
+            }
+            runs.append(run)
+        }
+        await waitUntil("every cancelled run returns") { returned.current == rounds }
+        for run in runs { await run.value }
+    }
+
     /// A negative grace period in the configuration is refused.
     func testANegativeGracePeriodIsRefused() {
         XCTAssertThrowsError(try CallQueue(configuration: .init(shutdownGracePeriod: .seconds(-1)))) {

@@ -21,21 +21,20 @@ final class TaskUpdatesTests: XCTestCase {
         }
         await waitForStatus(queue, "task(job)") { $0.isQueued }
         let updates = try queue.updates(of: "task(job)")
+        // Statuses are read when the reader asks (newest wins), so the test waits for each one it checks.
+        let read = Recorder<TaskStatus.State>()
         let collector = Task {
-            var states: [TaskStatus.State] = []
-            for await status in updates { states.append(status.state) }
-            return states
+            for await status in updates { read.append(status.state) }
         }
-        await waitUntil { queue.lifecycle.scheduler.inspect { $0.tasks["task(job)"]?.subscriptions.isEmpty == false } }
+        await waitUntil("the queued status is read") { read.count == 1 }
         gate.open()
         await reported.wait()
-        await waitUntil {
-            (try? queue.status(of: "task(job)").state.running?.progress) == 0.5
-        }
+        await waitUntil("a running status is read") { read.elements.contains { $0.running?.progress == 0.5 } }
         proceed.open()
         try await holder.value
         try await job.value
-        let states = await collector.value
+        await collector.value
+        let states = read.elements
         XCTAssertTrue(states.first?.isQueued ?? false, "\(states)")
         XCTAssertEqual(states.last?.finished?.outcome, .succeeded)
         XCTAssertTrue(states.contains { $0.isRunning })
