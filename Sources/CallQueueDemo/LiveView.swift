@@ -74,5 +74,8 @@ final class EventPrinter: CallQueueObserver {
             }
             print("finished \(status.id) \(status.group) \(outcome) after \(seconds(finished.ranFor)) s")
         }
+        // Each event reaches a file or a pipe when it happens: a log read while the demo runs (CI waits for a
+        // call to start before it sends SIGTERM) sees it then.
+        fflush(nil)
     }
 }
