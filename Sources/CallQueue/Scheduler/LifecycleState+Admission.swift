@@ -1,0 +1,132 @@
+// Admission: a call joins its group's line, or is granted at once, in one step with its registration.
+
+extension LifecycleState {
+    /// What ``admit`` decided.
+    enum Admitted {
+        case granted(Held)
+        case queued(ticket: UInt64)
+    }
+
+    /// Admits a call into its group's line, or throws without registering anything. A tracked call
+    /// (`task` set) becomes a live task in the same step. The call is granted at once when nobody waits
+    /// and its slot, weight and the process-wide limit are free.
+    mutating func admit(
+        group groupID: ConcurrencyGroupID,
+        weight requestedWeight: Int?,
+        task: (id: TaskID, control: TaskControl)?,
+        batcher: GroupState.BatcherTag? = nil,
+        input: (any Sendable)? = nil,
+        now: ContinuousClock.Instant,
+        effects: inout Effects
+    ) throws -> Admitted {
+        if isClosed {
+            throw CallQueueError(
+                .closed, "the call queue is closed (the server is shutting down)", group: groupID, taskID: task?.id)
+        }
+        if let task, tasks[task.id] != nil {
+            throw CallQueueError(
+                .duplicateTask, "a live task already has the id '\(task.id)'; use a new id", group: groupID,
+                taskID: task.id)
+        }
+        let group = try ensureGroup(groupID)
+        defer { releaseIfIdle(group) }
+        if let batcher, let task, let input, let runID = openBatch(of: batcher, in: groupID) {
+            // Its batcher's batch is forming and has room: it joins it, and waits in no line.
+            nextTicket += 1
+            revision += 1
+            tasks[task.id] = LiveTask(
+                id: task.id, group: groupID, control: task.control, queuedAt: now, phase: .waiting(ticket: nextTicket))
+            group.liveTasks += 1
+            observe(task.id, now: now, into: &effects)
+            if let held = join(
+                runID, ticket: nextTicket, taskID: task.id, input: input, group: groupID, now: now, effects: &effects)
+            {
+                return .granted(held)
+            }
+        }
+        let (weight, wouldWait, isScheduled) = try admissionDecision(
+            group: group, weight: requestedWeight, taskID: task?.id, batchSize: batcher?.maxBatchSize ?? 1, now: now)
+        nextTicket += 1
+        revision += 1
+        let ticket = nextTicket
+        if let task {
+            tasks[task.id] = LiveTask(
+                id: task.id, group: groupID, control: task.control, queuedAt: now, phase: .waiting(ticket: ticket))
+            group.liveTasks += 1
+            observe(task.id, now: now, into: &effects)
+        }
+        if isScheduled && !wouldWait {
+            var held = start(ticket: ticket, taskID: task?.id, weight: weight, in: group, now: now)
+            if let batcher {
+                _ = formBatch(
+                    ticket: ticket, taskID: task?.id, input: input, batcher: batcher, held: &held, now: now,
+                    effects: &effects)
+            }
+            return .granted(held)
+        }
+        group.line.enqueue(
+            ticket: ticket, weight: weight,
+            entry: GroupState.LineEntry(taskID: task?.id, batcher: batcher, input: input))
+        if let batcher { group.batchMembers[batcher.id, default: []].append(ticket) }
+        waitingInAll += 1
+        // The queue size grew: with no fraction set, waiting readers hear of every change of it.
+        if settings.positionUpdateFraction == 0 { moved(group, effects: &effects) }
+        if let source = group.cluster {
+            needsClusterTicket(ticket, in: groupID, source: source, effects: &effects)
+        }
+        return .queued(ticket: ticket)
+    }
+
+    /// The call's weight, whether it would wait, and whether its group is scheduled; throws when the call is
+    /// not admitted.
+    private func admissionDecision(
+        group: GroupState, weight requestedWeight: Int?, taskID: TaskID?, batchSize: Int,
+        now: ContinuousClock.Instant
+    ) throws -> (weight: Int, wouldWait: Bool, isScheduled: Bool) {
+        let groupID = group.id
+        let weight = try Self.validated(weight: requestedWeight, in: group, taskID: taskID)
+        let wouldWait = !group.line.isEmpty || !group.fits(weight: weight) || !processPermitFree
+        if group.isScheduled {
+            try Admission.check(
+                Admission.Counts(
+                    group: groupID,
+                    limit: group.limit,
+                    waitingInGroup: group.line.count,
+                    groupMaxQueueSize: group.maxQueueSize,
+                    waitingInAll: waitingInAll,
+                    overallMaxQueueSize: scheduling?.maxQueueSize,
+                    wouldWait: wouldWait,
+                    // Counted as the status counts it: a batcher's member waits for the batches ahead of its own.
+                    estimatedWait: wouldWait
+                        ? estimatedWait(in: group, position: group.line.count / batchSize, now: now) : .zero,
+                    maxEstimatedWait: scheduling?.maxEstimatedWait
+                ),
+                taskID: taskID
+            )
+        }
+        return (weight, wouldWait, group.isScheduled)
+    }
+
+    static func validated(weight: Int?, in group: GroupState, taskID: TaskID?) throws -> Int {
+        guard let weight else { return 0 }
+        guard let budget = group.budget else {
+            throw CallQueueError(
+                .invalidArgument,
+                "the call declares weight \(weight), but group '\(group.id)' has no budget; declare one or pass "
+                    + "no weight",
+                group: group.id, taskID: taskID)
+        }
+        guard weight >= 1 && weight <= budget else {
+            throw CallQueueError(
+                .invalidArgument,
+                "weight \(weight) is outside 1...\(budget), the budget of group '\(group.id)'",
+                group: group.id, taskID: taskID)
+        }
+        return weight
+    }
+
+    var processPermitFree: Bool {
+        guard let limit = scheduling?.processWideLimit else { return true }
+        return processRunning < limit
+    }
+}
