@@ -29,8 +29,12 @@
             let waiter = Task { try await queue.runGPUCall(id: "task(b)", group: "gpu") { _ in throw Broken() } }
             await waitForStatus(queue, "task(b)") { $0.isQueued }
             let group = [("group", "gpu")]
-            XCTAssertEqual(try metrics.expectMeter(MetricsCallQueueObserver.waitingLabel, group).lastValue, 1)
-            XCTAssertEqual(try metrics.expectMeter(MetricsCallQueueObserver.runningLabel, group).lastValue, 1)
+            // The observer hears of a start and of an admission just after the state shows them: wait for the
+            // meters to reach one waiting and one running (a bound that fails, never a timing).
+            await waitUntil("one waiting and one running") {
+                (try? metrics.expectMeter(MetricsCallQueueObserver.waitingLabel, group).lastValue) == 1
+                    && (try? metrics.expectMeter(MetricsCallQueueObserver.runningLabel, group).lastValue) == 1
+            }
 
             gate.open()
             try await holder.value
