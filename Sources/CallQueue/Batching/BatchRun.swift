@@ -76,8 +76,6 @@ final class BatchRun<Input: Sendable, Output: Sendable>: BatchRunBase, @unchecke
         launcher(self, held)
     }
 
-    var taskIDs: [TaskID] { state.withLock { $0.members?.map { $0.taskID } ?? [] } }
-    var inputs: [Input] { state.withLock { $0.members?.map { $0.input } ?? [] } }
     override var memberStats: PerfStats? { state.withLock { $0.stats.batchSize == nil ? nil : $0.stats } }
 
     /// The task the batch runs in: cancelled once every member of a started batch is.

@@ -173,9 +173,6 @@ extension LifecycleState {
         revision += 1
         serve(group, now: now, effects: &effects)
         releaseIfIdle(group)
-        if isDrained && !drainWaiters.isEmpty {
-            effects.append(.drained(Array(drainWaiters.values)))
-            drainWaiters.removeAll()
-        }
+        if isDrained { effects.append(.drained) }
     }
 }

@@ -127,8 +127,6 @@ struct LifecycleState {
     var parkedWaiters = 0
     /// Calls holding a slot of a scheduled group, in all groups (a batch counts once).
     var runningInAll = 0
-    /// Who waits for a closed queue to have no call holding a slot.
-    var drainWaiters: [ObjectIdentifier: CheckedContinuation<Void, Never>] = [:]
 
     /// Closed, and no call holds a slot: a shutdown may end.
     var isDrained: Bool { isClosed && runningInAll == 0 }

@@ -13,6 +13,8 @@ final class Scheduler: Sendable {
     /// The tasks the scheduler starts on its own (position flushes, cluster senders, batches, submitted jobs):
     /// a shutdown ends with none of them alive.
     let background = BackgroundTasks()
+    /// Opened by the release that leaves a closed queue with no call holding a slot.
+    private let drainSignal = OneShotSignal()
 
     init(state: LifecycleState, clock: LifecycleClock, observer: (any CallQueueObserver)?, interval: Duration) {
         self.state = LockedState(state)
@@ -238,26 +240,11 @@ final class Scheduler: Sendable {
     /// Waits until the queue is closed and no call holds a slot; returns at once when it already is.
     /// Cancelling the waiting task ends the wait early.
     func drained() async {
-        let token = DrainToken()
-        let key = ObjectIdentifier(token)
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                // Cancellation is read under the lock, so a cancel can never slip between the check and the wait.
-                let drainedNow = state.withLock { state in
-                    if Task.isCancelled || state.isDrained { return true }
-                    state.drainWaiters[key] = continuation
-                    return false
-                }
-                if drainedNow { continuation.resume() }
-            }
-        } onCancel: {
-            state.withLock { $0.drainWaiters.removeValue(forKey: key) }?.resume()
-        }
-        withExtendedLifetime(token) {}
+        // The signal opens when a release drains the queue and stays open, so a drain between this check and
+        // the wait is not missed.
+        if inspect({ $0.isDrained }) { return }
+        await drainSignal.wait()
     }
-
-    /// Names one wait for the drain while it lasts.
-    private final class DrainToken: Sendable {}
 
     /// Cancels every running tracked call: the grace period of a shutdown is over.
     func cancelRunning() {
@@ -342,7 +329,7 @@ final class Scheduler: Sendable {
             case .startBatch(let run): run.startNow()
             case .leaveCluster(let source, let ticket, let finished): source.leave(ticket, finished: finished)
             case .startClusterSender(let group, let source): startClusterSender(for: group, source: source)
-            case .drained(let waiters): for waiter in waiters { waiter.resume() }
+            case .drained: drainSignal.open()
             }
         }
     }

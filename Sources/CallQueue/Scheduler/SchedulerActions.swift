@@ -27,7 +27,7 @@ enum SchedulerAction {
     /// Start the group's cluster sender: calls wait for a cluster ticket.
     case startClusterSender(ConcurrencyGroupID, any ClusterPermitSource)
     /// The queue has drained after a shutdown: wake whoever waits for it.
-    case drained([CheckedContinuation<Void, Never>])
+    case drained
 }
 
 /// The ordered actions of one or more mutations.
