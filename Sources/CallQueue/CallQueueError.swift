@@ -28,6 +28,7 @@ public struct CallQueueError: Error, Sendable, Hashable, CustomStringConvertible
             case leaseLost
             case unavailable
             case incompatibleSchema
+            case tooManyQueued
         }
 
         private let value: Value
@@ -73,6 +74,10 @@ public struct CallQueueError: Error, Sendable, Hashable, CustomStringConvertible
         /// The coordinator's schema was made by a newer version of this library; upgrade every replica, or
         /// use a schema of its own for this version.
         public static let incompatibleSchema = Code(.incompatibleSchema)
+        /// The call's fairness key already has as many calls waiting as its group allows
+        /// (``FairShare/maxQueuedPerKey``); other keys are still admitted. ``CallQueueError/retryAfter`` says
+        /// when the key's next call should start. An HTTP adapter answers 429 with `Retry-After`.
+        public static let tooManyQueued = Code(.tooManyQueued)
 
         public var description: String { value.rawValue }
     }
@@ -88,6 +93,12 @@ public struct CallQueueError: Error, Sendable, Hashable, CustomStringConvertible
     /// For ``Code/queueFull``: how many calls were waiting, and the most allowed.
     public var queueSize: Int?
     public var maxQueueSize: Int?
+    /// For ``Code/tooManyQueued``: the caller's own fairness key.
+    public var fairnessKey: FairnessKey?
+    /// For ``Code/tooManyQueued``, ``Code/queueFull`` and ``Code/waitTooLong``: how long until a retry may be
+    /// admitted, from the queue's estimate (the key's next start, or the group's). An HTTP adapter sends it,
+    /// rounded up to whole seconds, as `Retry-After`.
+    public var retryAfter: Duration?
 
     /// Creates an error with a code and a message.
     public init(
@@ -96,7 +107,9 @@ public struct CallQueueError: Error, Sendable, Hashable, CustomStringConvertible
         group: ConcurrencyGroupID? = nil,
         taskID: TaskID? = nil,
         queueSize: Int? = nil,
-        maxQueueSize: Int? = nil
+        maxQueueSize: Int? = nil,
+        fairnessKey: FairnessKey? = nil,
+        retryAfter: Duration? = nil
     ) {
         self.code = code
         self.message = message
@@ -104,16 +117,24 @@ public struct CallQueueError: Error, Sendable, Hashable, CustomStringConvertible
         self.taskID = taskID
         self.queueSize = queueSize
         self.maxQueueSize = maxQueueSize
+        self.fairnessKey = fairnessKey
+        self.retryAfter = retryAfter
+    }
+
+    /// ``retryAfter`` in whole seconds, rounded up, as an HTTP `Retry-After` header carries it; at least 1.
+    public var retryAfterSeconds: Int? {
+        retryAfter.map { Int(max(1, min($0.seconds, Duration.etaLimit.seconds).rounded(.up))) }
     }
 
     public var description: String { "CallQueueError.\(code): \(message)" }
 }
 
 /// The wire format: the code as a string beside the message and the fields that are set, e.g.
-/// `{"code":"queueFull","message":"group 'gpu' is full: …","group":"gpu","queueSize":100,"maxQueueSize":100}`.
+/// `{"code":"queueFull","message":"group 'gpu' is full: …","group":"gpu","queueSize":100,"maxQueueSize":100,
+/// "retryAfter":12.5}` (``retryAfter`` in seconds).
 extension CallQueueError: Codable {
     private enum CodingKeys: String, CodingKey {
-        case code, message, group, taskID, queueSize, maxQueueSize
+        case code, message, group, taskID, queueSize, maxQueueSize, fairnessKey, retryAfter
     }
 
     public init(from decoder: any Decoder) throws {
@@ -129,7 +150,15 @@ extension CallQueueError: Codable {
             group: try container.decodeIfPresent(ConcurrencyGroupID.self, forKey: .group),
             taskID: try container.decodeIfPresent(TaskID.self, forKey: .taskID),
             queueSize: try container.decodeIfPresent(Int.self, forKey: .queueSize),
-            maxQueueSize: try container.decodeIfPresent(Int.self, forKey: .maxQueueSize)
+            maxQueueSize: try container.decodeIfPresent(Int.self, forKey: .maxQueueSize),
+            fairnessKey: try container.decodeIfPresent(FairnessKey.self, forKey: .fairnessKey),
+            retryAfter: try container.decodeIfPresent(Double.self, forKey: .retryAfter).map { seconds in
+                guard seconds.isFinite, seconds >= 0, seconds <= Duration.etaLimit.seconds else {
+                    throw DecodingError.dataCorruptedError(
+                        forKey: .retryAfter, in: container, debugDescription: "retryAfter \(seconds) is out of range")
+                }
+                return .seconds(seconds)
+            }
         )
     }
 
@@ -141,6 +170,8 @@ extension CallQueueError: Codable {
         try container.encodeIfPresent(taskID, forKey: .taskID)
         try container.encodeIfPresent(queueSize, forKey: .queueSize)
         try container.encodeIfPresent(maxQueueSize, forKey: .maxQueueSize)
+        try container.encodeIfPresent(fairnessKey, forKey: .fairnessKey)
+        try container.encodeIfPresent(retryAfter?.seconds, forKey: .retryAfter)
     }
 }
 

@@ -66,16 +66,18 @@ public final class Batcher<Input: Sendable, Output: Sendable>: Sendable {
     /// - Parameters:
     ///   - input: This call's input.
     ///   - id: The member's task id; a new one is generated when `nil`.
+    ///   - fairness: The member's key and priority in a group with fair share: a batch takes its members in
+    ///     the group's order. `nil`: ``CallFairness/current``.
     ///   - deadline: When to give up waiting for a batch; `nil` waits as long as needed.
-    /// - Throws: ``CallQueueError`` when not admitted (as ``CallQueue/submit(id:group:weight:deadline:_:)``),
+    /// - Throws: ``CallQueueError`` when not admitted (as ``CallQueue/submit(id:group:weight:fairness:deadline:_:)``),
     ///   `CancellationError` when cancelled, ``CallQueueError/Code/timedOut`` at the deadline, or the error
     ///   the body gave this member.
     public func callAsFunction(
-        _ input: Input, id: TaskID? = nil, deadline: ContinuousClock.Instant? = nil
+        _ input: Input, id: TaskID? = nil, fairness: CallFairness? = nil, deadline: ContinuousClock.Instant? = nil
     )
         async throws -> Output
     {
-        let job = try admit(input, id: id)
+        let job = try admit(input, id: id, fairness: fairness)
         defer { forget(job) }
         return try await queue.runJob(job, deadline: deadline, keepResult: { $0 }, arguments: [input]) { context in
             try await self.takePart(job, context: context)
@@ -83,13 +85,13 @@ public final class Batcher<Input: Sendable, Output: Sendable>: Sendable {
     }
 
     /// Admits one input as a member and returns at once with its handle; it waits and runs in a task the
-    /// queue owns. See ``CallQueue/submit(id:group:weight:deadline:_:)``.
+    /// queue owns. See ``CallQueue/submit(id:group:weight:fairness:deadline:_:)``.
     public func submit(
-        _ input: Input, id: TaskID? = nil, deadline: ContinuousClock.Instant? = nil
+        _ input: Input, id: TaskID? = nil, fairness: CallFairness? = nil, deadline: ContinuousClock.Instant? = nil
     ) throws
         -> JobHandle<Output>
     {
-        let job = try admit(input, id: id)
+        let job = try admit(input, id: id, fairness: fairness)
         let task = queue.scheduler.background.spawn {
             defer { self.forget(job) }
             return await self.queue.runJob(job, deadline: deadline, keepResult: { $0 }, arguments: [input]) {
@@ -102,8 +104,9 @@ public final class Batcher<Input: Sendable, Output: Sendable>: Sendable {
 
     /// Admits a member with its input in one step: the input travels with its place in line, so a refused
     /// admission (a duplicate id, a full queue) touches no other member.
-    private func admit(_ input: Input, id: TaskID?) throws -> CallQueue.AdmittedJob {
-        try queue.admitJob(id: id ?? TaskID.generate(), group: group, weight: nil, batcher: tag, input: input)
+    private func admit(_ input: Input, id: TaskID?, fairness: CallFairness?) throws -> CallQueue.AdmittedJob {
+        try queue.admitJob(
+            id: id ?? TaskID.generate(), group: group, weight: nil, fairness: fairness, batcher: tag, input: input)
     }
 
     /// A granted member's part: wait for its output from the batch it was granted into.

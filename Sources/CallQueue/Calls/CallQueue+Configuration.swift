@@ -119,6 +119,7 @@ extension CallQueue {
                     throw CallQueueError(
                         .invalidArgument, "maxQueueSize \(size) for group '\(id)' is negative", group: id)
                 }
+                try group.discipline.fairShare?.validate(group: id)
                 if let budget = group.budget, budget < 1 || budget > Self.maximumCount {
                     throw CallQueueError(
                         .invalidArgument, "budget \(budget) for group '\(id)' must be in 1...\(Self.maximumCount)",
@@ -151,6 +152,13 @@ extension CallQueue {
                         "cluster-wide group '\(id)' must be declared in groups with a limit (its slots) and no budget",
                         group: id)
                 }
+            }
+            for id in permitSources.keys where groups[id]?.discipline.fairShare != nil {
+                throw CallQueueError(
+                    .invalidArgument,
+                    "cluster-wide group '\(id)' cannot use fair share: replicas would each order their own calls, "
+                        + "and no replica could tell a call its place; declare it with the .fifo discipline",
+                    group: id)
             }
             _ = try lifecycleConfiguration.validated()
             return self

@@ -20,21 +20,23 @@ extension CallQueue {
 
     func admit(
         task: (id: TaskID, control: TaskControl)?, group: ConcurrencyGroupID, weight: Int?,
-        batcher: GroupState.BatcherTag? = nil, input: (any Sendable)? = nil
+        fairness: CallFairness?, batcher: GroupState.BatcherTag? = nil, input: (any Sendable)? = nil
     ) throws -> Admitted {
-        let outcome = try scheduler.admit(group: group, weight: weight, task: task, batcher: batcher, input: input)
+        let outcome = try scheduler.admit(
+            group: group, weight: weight, fairness: fairness, task: task, batcher: batcher, input: input)
         return Admitted(group: group, weight: weight ?? 0, outcome: outcome)
     }
 
     func admitJob(
-        id: TaskID?, group: ConcurrencyGroupID, weight: Int?, batcher: GroupState.BatcherTag? = nil,
-        input: (any Sendable)? = nil
+        id: TaskID?, group: ConcurrencyGroupID, weight: Int?, fairness: CallFairness?,
+        batcher: GroupState.BatcherTag? = nil, input: (any Sendable)? = nil
     ) throws -> AdmittedJob {
         let id = id ?? TaskID.generate()
         let control = TaskControl()
         return AdmittedJob(
             id: id, control: control,
-            admitted: try admit(task: (id, control), group: group, weight: weight, batcher: batcher, input: input))
+            admitted: try admit(
+                task: (id, control), group: group, weight: weight, fairness: fairness, batcher: batcher, input: input))
     }
 
     // MARK: Acquire and release

@@ -22,6 +22,7 @@ extension CallQueue {
     /// - Parameters:
     ///   - group: The concurrency group; its limit decides how many such calls run at once.
     ///   - weight: How much of the group's budget the call takes; only for a group with a budget.
+    ///   - fairness: The call's key and priority in a group with fair share; `nil`: ``CallFairness/current``.
     ///   - deadline: When to give up waiting (``CallQueueError/Code/timedOut``); `nil` waits as long as needed.
     ///   - isolation: The actor `body` runs on; the caller's by default.
     ///   - body: The work. Its error is rethrown.
@@ -30,11 +31,12 @@ extension CallQueue {
     public func runQueued<T>(
         group: ConcurrencyGroupID = .default,
         weight: Int? = nil,
+        fairness: CallFairness? = nil,
         deadline: ContinuousClock.Instant? = nil,
         isolation: isolated (any Actor)? = #isolation,
         _ body: () async throws -> T
     ) async throws -> T {
-        let admitted = try admit(task: nil, group: group, weight: weight)
+        let admitted = try admit(task: nil, group: group, weight: weight, fairness: fairness)
         let held = try await acquire(admitted, deadline: deadline).held
         defer { release(held) }
         return try await body()
@@ -53,6 +55,7 @@ extension CallQueue {
     ///   - id: The task's id; a new one is generated when `nil`.
     ///   - group: The concurrency group.
     ///   - weight: How much of the group's budget the call takes; only for a group with a budget.
+    ///   - fairness: The call's key and priority in a group with fair share; `nil`: ``CallFairness/current``.
     ///   - deadline: When to give up waiting; `nil` waits as long as needed.
     ///   - isolation: The actor `body` runs on; the caller's by default.
     ///   - body: The work, given its ``CallContext`` (slot, progress reporting, flags).
@@ -69,12 +72,15 @@ extension CallQueue {
         id: TaskID? = nil,
         group: ConcurrencyGroupID = .default,
         weight: Int? = nil,
+        fairness: CallFairness? = nil,
         deadline: ContinuousClock.Instant? = nil,
         isolation: isolated (any Actor)? = #isolation,
         _ body: @escaping (CallContext) async throws -> T
     ) async throws -> T {
-        try await performJob(id: id, group: group, weight: weight, deadline: deadline, keepResult: { $0 }, body)
-            .result.get()
+        try await performJob(
+            id: id, group: group, weight: weight, fairness: fairness, deadline: deadline, keepResult: { $0 }, body
+        )
+        .result.get()
     }
 
     /// Runs `body` as a job, like the `Sendable` variant, for a result that cannot be kept in the history.
@@ -82,12 +88,15 @@ extension CallQueue {
         id: TaskID? = nil,
         group: ConcurrencyGroupID = .default,
         weight: Int? = nil,
+        fairness: CallFairness? = nil,
         deadline: ContinuousClock.Instant? = nil,
         isolation: isolated (any Actor)? = #isolation,
         _ body: @escaping (CallContext) async throws -> T
     ) async throws -> T {
-        try await performJob(id: id, group: group, weight: weight, deadline: deadline, keepResult: nil, body)
-            .result.get()
+        try await performJob(
+            id: id, group: group, weight: weight, fairness: fairness, deadline: deadline, keepResult: nil, body
+        )
+        .result.get()
     }
 
     /// Runs `body` unqueued, reports its failure to the observer, and afterwards clears the control flags
@@ -117,13 +126,14 @@ extension CallQueue {
         id requestedID: TaskID?,
         group: ConcurrencyGroupID,
         weight: Int?,
+        fairness: CallFairness?,
         deadline: ContinuousClock.Instant?,
         arguments: @autoclosure () -> [Any] = [],
         keepResult: ((T) -> any Sendable)?,
         isolation: isolated (any Actor)? = #isolation,
         _ body: @escaping (CallContext) async throws -> T
     ) async throws -> JobOutcome<T> {
-        let job = try admitJob(id: requestedID, group: group, weight: weight)
+        let job = try admitJob(id: requestedID, group: group, weight: weight, fairness: fairness)
         let actor = isolation
         let unsafeBody = UnsafeTransfer(body)
         return await runJob(job, deadline: deadline, keepResult: keepResult, arguments: arguments()) { context in

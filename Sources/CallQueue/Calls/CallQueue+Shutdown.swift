@@ -39,7 +39,7 @@ extension CallQueue {
     /// 2. Running calls finish, for up to `gracePeriod` on the queue's clock.
     /// 3. Then every running tracked call is cancelled (its body sees `Task.isCancelled`), and the shutdown
     ///    waits for the bodies to return: a slot is only given back when its body exits. A body that ignores
-    ///    cancellation, or an untracked ``runQueued(group:weight:deadline:isolation:_:)`` call, is waited for.
+    ///    cancellation, or an untracked ``runQueued(group:weight:fairness:deadline:isolation:_:)`` call, is waited for.
     /// 4. The queue's own tasks (submitted jobs, batches, position flushes, cluster senders) end, and its memory
     ///    samplers stop.
     ///

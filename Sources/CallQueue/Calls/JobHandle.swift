@@ -13,6 +13,7 @@ extension CallQueue {
     ///   - id: The task's id; a new one is generated when `nil`.
     ///   - group: The concurrency group.
     ///   - weight: How much of the group's budget the job takes; only for a group with a budget.
+    ///   - fairness: The job's key and priority in a group with fair share; `nil`: ``CallFairness/current``.
     ///   - deadline: When to give up waiting for a slot; `nil` waits as long as needed.
     ///   - body: The work, given its ``CallContext``. Its result is kept for ``result(of:)`` too.
     /// - Returns: The job's handle.
@@ -23,10 +24,11 @@ extension CallQueue {
         id: TaskID? = nil,
         group: ConcurrencyGroupID = .default,
         weight: Int? = nil,
+        fairness: CallFairness? = nil,
         deadline: ContinuousClock.Instant? = nil,
         _ body: @escaping @Sendable (CallContext) async throws -> Output
     ) throws -> JobHandle<Output> {
-        let job = try admitJob(id: id, group: group, weight: weight)
+        let job = try admitJob(id: id, group: group, weight: weight, fairness: fairness)
         let task = scheduler.background.spawn {
             await self.runJob(job, deadline: deadline, keepResult: { $0 }, arguments: []) { context in
                 try await CallContext.$current.withValue(context) { try await body(context) }
@@ -40,7 +42,7 @@ extension CallQueue {
 
 /// A submitted job: its id, its status and updates, its result, and cancel.
 ///
-/// Made by ``CallQueue/submit(id:group:weight:deadline:_:)``. The job runs whether or not anyone holds the
+/// Made by ``CallQueue/submit(id:group:weight:fairness:deadline:_:)``. The job runs whether or not anyone holds the
 /// handle; everything here is also reachable by id from the queue.
 public struct JobHandle<Output: Sendable>: Sendable {
     /// The job's task id: what a client keeps to follow or cancel it.

@@ -4,13 +4,17 @@
 
 /// Wraps `function` so that each call holds a slot of `group` while it runs: AUTOMATIC1111's
 /// `wrap_queued_call`. No task lifecycle, no error handling.
+///
+/// `fairness` is every call's key and priority in a group with fair share; `nil`: each call takes
+/// ``CallFairness/current`` from the task that makes it.
 public func wrapQueuedCall<each Argument, Output>(
     _ queue: CallQueue,
     group: ConcurrencyGroupID = .default,
+    fairness: CallFairness? = nil,
     _ function: @escaping @Sendable (repeat each Argument) async throws -> Output
 ) -> @Sendable (repeat each Argument) async throws -> Output {
     { (argument: repeat each Argument) in
-        try await queue.runQueued(group: group) { try await function(repeat each argument) }
+        try await queue.runQueued(group: group, fairness: fairness) { try await function(repeat each argument) }
     }
 }
 
@@ -21,9 +25,13 @@ public func wrapQueuedCall<each Argument, Output>(
 /// The wrapped function never throws. A failure, a rejection (queue full) or a cancellation comes back as
 /// a response with `fallback`'s outputs and the error; failures are also reported to the queue's observer
 /// with the arguments, cut at 131,072 characters with a note of the original length.
+///
+/// `fairness` is every call's key and priority in a group with fair share; `nil`: each call takes
+/// ``CallFairness/current`` from the task that makes it.
 public func wrapGPUCall<each Argument, Output: Sendable>(
     _ queue: CallQueue,
     group: ConcurrencyGroupID = .default,
+    fairness: CallFairness? = nil,
     fallback: CallFallback<Output>? = nil,
     _ function: @escaping @Sendable (repeat each Argument) async throws -> Output
 ) -> @Sendable (repeat each Argument) async -> CallResponse<Output> {
@@ -35,6 +43,7 @@ public func wrapGPUCall<each Argument, Output: Sendable>(
                 id: id,
                 group: group,
                 weight: nil,
+                fairness: fairness,
                 deadline: nil,
                 arguments: all,
                 keepResult: { $0 }

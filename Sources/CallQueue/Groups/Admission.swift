@@ -16,6 +16,8 @@ enum Admission {
         var wouldWait: Bool
         var estimatedWait: Duration
         var maxEstimatedWait: Duration?
+        /// When the group's next waiting call should start: the retry-after of a refusal.
+        var nextStart: Duration
     }
 
     static func check(_ counts: Counts, taskID: TaskID?) throws {
@@ -30,7 +32,8 @@ enum Admission {
                 group: group,
                 taskID: taskID,
                 queueSize: counts.waitingInGroup,
-                maxQueueSize: maxSize
+                maxQueueSize: maxSize,
+                retryAfter: counts.nextStart
             )
         }
         if let maxSize = counts.overallMaxQueueSize, counts.waitingInAll + 1 > maxSize {
@@ -41,7 +44,8 @@ enum Admission {
                 group: group,
                 taskID: taskID,
                 queueSize: counts.waitingInAll,
-                maxQueueSize: maxSize
+                maxQueueSize: maxSize,
+                retryAfter: counts.nextStart
             )
         }
         if let maxWait = counts.maxEstimatedWait, counts.estimatedWait > maxWait {
@@ -50,7 +54,8 @@ enum Admission {
                 "group '\(group)': the estimated wait \(PerfStats.timeText(counts.estimatedWait)) exceeds "
                     + "\(PerfStats.timeText(maxWait)); retry later",
                 group: group,
-                taskID: taskID
+                taskID: taskID,
+                retryAfter: counts.nextStart
             )
         }
     }

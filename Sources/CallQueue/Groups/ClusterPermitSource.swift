@@ -35,7 +35,7 @@ public protocol ClusterPermitSource: Sendable {
 public struct ClusterRequest: Sendable {
     /// The group, as declared in ``CallQueue/Configuration/groups``.
     public let group: ConcurrencyGroupID
-    /// The call's task id; `nil` for an untracked call (``CallQueue/runQueued(group:weight:deadline:isolation:_:)``).
+    /// The call's task id; `nil` for an untracked call (``CallQueue/runQueued(group:weight:fairness:deadline:isolation:_:)``).
     public let taskID: TaskID?
     /// Where the source reports the ticket's grant, position and faults.
     public let events: ClusterTicketEvents
@@ -103,7 +103,7 @@ public final class ClusterTicketEvents: Sendable {
 
     /// The ticket is lost (the replica's lease passed, its session was reaped): a waiting call fails with
     /// `error`; a running tracked call (a job, a `run…` call with a task) is cancelled and then fails with
-    /// `error`. An untracked call (``CallQueue/runQueued(group:weight:deadline:isolation:_:)``) has no task to
+    /// `error`. An untracked call (``CallQueue/runQueued(group:weight:fairness:deadline:isolation:_:)``) has no task to
     /// cancel and runs to its end.
     public func lost(_ error: CallQueueError) {
         scheduler?.clusterLost(self, error: error)

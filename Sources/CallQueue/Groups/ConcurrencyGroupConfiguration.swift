@@ -12,13 +12,21 @@ public struct ConcurrencyGroupConfiguration: Sendable, Hashable {
     /// uses `devices[k % devices.count]`, so `[0, 0, 1, 1]` puts two calls on each of two GPUs. `nil`: slot
     /// `k` uses device `k % deviceSamplers.count` (slot k on GPU k where there are that many).
     public var devices: [Int]?
+    /// The order in which waiting calls start: arrival order (``QueueDiscipline/fifo``, the default), or fair
+    /// share between the calls' keys (``QueueDiscipline/fairShare(_:)``). A cluster-wide group is in arrival
+    /// order only.
+    public var discipline: QueueDiscipline
 
     /// A group's configuration; every parameter has the default described on its property.
-    public init(limit: ConcurrencyLimit = .one, maxQueueSize: Int? = nil, budget: Int? = nil, devices: [Int]? = nil) {
+    public init(
+        limit: ConcurrencyLimit = .one, maxQueueSize: Int? = nil, budget: Int? = nil, devices: [Int]? = nil,
+        discipline: QueueDiscipline = .fifo
+    ) {
         self.limit = limit
         self.maxQueueSize = maxQueueSize
         self.budget = budget
         self.devices = devices
+        self.discipline = discipline
     }
 
     /// The device slot `slot` runs on, given `deviceCount` devices; `nil` when there are none.

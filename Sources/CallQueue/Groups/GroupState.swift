@@ -19,8 +19,11 @@ final class GroupState: @unchecked Sendable {
     /// Where a cluster-wide group's grants come from; `nil`: granted here, from ``limit`` and ``budget``.
     let cluster: (any ClusterPermitSource)?
 
-    /// Waiting calls in arrival order; each waiter's weight is what it takes of ``budget`` (0 without one).
-    var line = FIFOLine<LineEntry>()
+    /// Waiting calls in the group's order (arrival, or fair share); each waiter's weight is what it takes of
+    /// ``budget`` (0 without one).
+    var line: GroupLine<LineEntry>
+    /// The group's fair share, when it has one.
+    let fairShare: FairShare?
     /// Running calls: ticket to start instant (for the ETA's "until a slot frees").
     var running: [UInt64: ContinuousClock.Instant] = [:]
     var budgetUsed = 0
@@ -100,12 +103,14 @@ final class GroupState: @unchecked Sendable {
         self.isDeclared = isDeclared
         self.isScheduled = isScheduled
         self.cluster = isScheduled ? cluster : nil
+        fairShare = isScheduled && cluster == nil ? configuration?.discipline.fairShare : nil
+        line = GroupLine(fairShare.map { .fairShare($0) } ?? .fifo)
         estimator = RunTimeEstimator(prior: prior)
     }
 
     /// What stands in the line for one waiting call.
     struct LineEntry: Sendable {
-        /// The tracked task, `nil` for an untracked call (``CallQueue/runQueued(group:weight:deadline:isolation:_:)``).
+        /// The tracked task, `nil` for an untracked call (``CallQueue/runQueued(group:weight:fairness:deadline:isolation:_:)``).
         var taskID: TaskID?
         /// Where the waiter stands: admitted (its caller has not suspended yet), or parked. It is settled when
         /// it leaves the line (``LifecycleState/settle(_:ticket:_:effects:)``).

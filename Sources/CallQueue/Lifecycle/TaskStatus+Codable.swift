@@ -11,7 +11,7 @@
 /// ```
 extension TaskStatus: Codable {
     private enum CodingKeys: String, CodingKey {
-        case id, group, version, state
+        case id, group, version, state, fairnessKey
         case position, queueSize, heldBy, estimatedWait, eta
         case slot, progress, step, elapsed
         case outcome, message, queuedFor, ranFor, started
@@ -23,6 +23,7 @@ extension TaskStatus: Codable {
         try container.encode(group, forKey: .group)
         try container.encode(version, forKey: .version)
         try container.encode(state.name, forKey: .state)
+        try container.encodeIfPresent(fairnessKey, forKey: .fairnessKey)
         switch state {
         case .queued(let queued):
             try container.encode(queued.position, forKey: .position)
@@ -109,7 +110,8 @@ extension TaskStatus: Codable {
             id: try container.decode(TaskID.self, forKey: .id),
             group: try container.decode(ConcurrencyGroupID.self, forKey: .group),
             state: state,
-            version: try container.decode(UInt64.self, forKey: .version)
+            version: try container.decode(UInt64.self, forKey: .version),
+            fairnessKey: try container.decodeIfPresent(FairnessKey.self, forKey: .fairnessKey)
         )
     }
 }

@@ -12,12 +12,18 @@ public struct TaskStatus: Sendable, Hashable {
     /// When the status was made, as a count that only grows: of two statuses of one task, the one with the
     /// larger version is the newer. An update stream never yields a smaller version after a larger one.
     public var version: UInt64
+    /// The call's fairness key, only where its group's fair share reports keys (``FairShare/reportsKeys``):
+    /// keys can be personal data.
+    public var fairnessKey: FairnessKey?
 
-    public init(id: TaskID, group: ConcurrencyGroupID, state: State, version: UInt64 = 0) {
+    public init(
+        id: TaskID, group: ConcurrencyGroupID, state: State, version: UInt64 = 0, fairnessKey: FairnessKey? = nil
+    ) {
         self.id = id
         self.group = group
         self.state = state
         self.version = version
+        self.fairnessKey = fairnessKey
     }
 
     public enum State: Sendable, Hashable {

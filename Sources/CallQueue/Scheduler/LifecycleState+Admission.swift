@@ -13,6 +13,7 @@ extension LifecycleState {
     mutating func admit(
         group groupID: ConcurrencyGroupID,
         weight requestedWeight: Int?,
+        order: LineOrder = .arrival,
         task: (id: TaskID, control: TaskControl)?,
         batcher: GroupState.BatcherTag? = nil,
         input: (any Sendable)? = nil,
@@ -35,7 +36,8 @@ extension LifecycleState {
             nextTicket += 1
             revision += 1
             tasks[task.id] = LiveTask(
-                id: task.id, group: groupID, control: task.control, queuedAt: now, phase: .waiting(ticket: nextTicket))
+                id: task.id, group: groupID, control: task.control, queuedAt: now, phase: .waiting(ticket: nextTicket),
+                fairnessKey: group.fairShare?.reportsKeys == true ? order.key : nil)
             group.liveTasks += 1
             observe(task.id, now: now, into: &effects)
             if let held = join(
@@ -45,17 +47,20 @@ extension LifecycleState {
             }
         }
         let (weight, wouldWait, isScheduled) = try admissionDecision(
-            group: group, weight: requestedWeight, taskID: task?.id, batchSize: batcher?.maxBatchSize ?? 1, now: now)
+            group: group, weight: requestedWeight, order: order, taskID: task?.id,
+            batchSize: batcher?.maxBatchSize ?? 1, now: now)
         nextTicket += 1
         revision += 1
         let ticket = nextTicket
         if let task {
             tasks[task.id] = LiveTask(
-                id: task.id, group: groupID, control: task.control, queuedAt: now, phase: .waiting(ticket: ticket))
+                id: task.id, group: groupID, control: task.control, queuedAt: now, phase: .waiting(ticket: ticket),
+                fairnessKey: group.fairShare?.reportsKeys == true ? order.key : nil)
             group.liveTasks += 1
             observe(task.id, now: now, into: &effects)
         }
         if isScheduled && !wouldWait {
+            group.line.startWithoutWaiting(ticket: ticket, order: order)
             var held = start(ticket: ticket, taskID: task?.id, weight: weight, in: group, now: now)
             if let batcher {
                 _ = formBatch(
@@ -64,13 +69,22 @@ extension LifecycleState {
             }
             return .granted(held)
         }
-        group.line.enqueue(
-            ticket: ticket, weight: weight,
+        let raised = group.line.enqueue(
+            ticket: ticket, weight: weight, order: order,
             entry: GroupState.LineEntry(taskID: task?.id, batcher: batcher, input: input))
         if let batcher { group.batchMembers[batcher.id, default: []].append(ticket) }
         waitingInAll += 1
-        // The queue size grew: with no fraction set, waiting readers hear of every change of it.
-        if settings.positionUpdateFraction == 0 { moved(group, effects: &effects) }
+        if group.fairShare != nil {
+            // A newcomer may stand ahead of calls already waiting, and each raised call passes others: each
+            // moves a place by one at most. A raised call's own place dropped further: its readers read now.
+            moved(group, count: 1 + raised.count, effects: &effects)
+            for raisedTicket in raised {
+                if let taskID = group.line.entry(ticket: raisedTicket)?.taskID { wake(taskID, effects: &effects) }
+            }
+        } else if settings.positionUpdateFraction == 0 {
+            // The queue size grew: with no fraction set, waiting readers hear of every change of it.
+            moved(group, effects: &effects)
+        }
         if let source = group.cluster {
             needsClusterTicket(ticket, in: groupID, source: source, effects: &effects)
         }
@@ -80,12 +94,25 @@ extension LifecycleState {
     /// The call's weight, whether it would wait, and whether its group is scheduled; throws when the call is
     /// not admitted.
     private func admissionDecision(
-        group: GroupState, weight requestedWeight: Int?, taskID: TaskID?, batchSize: Int,
+        group: GroupState, weight requestedWeight: Int?, order: LineOrder, taskID: TaskID?, batchSize: Int,
         now: ContinuousClock.Instant
     ) throws -> (weight: Int, wouldWait: Bool, isScheduled: Bool) {
         let groupID = group.id
         let weight = try Self.validated(weight: requestedWeight, in: group, taskID: taskID)
-        let wouldWait = !group.line.isEmpty || !group.fits(weight: weight) || !processPermitFree
+        // A line whose waiting calls are all held by their keys' running caps has no head: a call of another
+        // key may pass them.
+        let wouldWait =
+            group.line.head != nil || group.line.isCapped(order) || !group.fits(weight: weight) || !processPermitFree
+        if group.isScheduled, wouldWait, let refusal = group.line.refusal(of: order) {
+            let retryAfter = estimatedWait(in: group, position: (refusal.nextPlace ?? 0) / batchSize, now: now)
+            let key = order.key.map { "key '\($0)'" } ?? "calls without a key"
+            throw CallQueueError(
+                .tooManyQueued,
+                "group '\(groupID)': \(key) already has \(refusal.waiting) calls waiting, at most "
+                    + "\(refusal.maxWaiting); its next call starts in about \(PerfStats.timeText(retryAfter)), retry then",
+                group: groupID, taskID: taskID, queueSize: refusal.waiting, maxQueueSize: refusal.maxWaiting,
+                fairnessKey: order.key, retryAfter: retryAfter)
+        }
         if group.isScheduled {
             try Admission.check(
                 Admission.Counts(
@@ -99,7 +126,8 @@ extension LifecycleState {
                     // Counted as the status counts it: a batcher's member waits for the batches ahead of its own.
                     estimatedWait: wouldWait
                         ? estimatedWait(in: group, position: group.line.count / batchSize, now: now) : .zero,
-                    maxEstimatedWait: scheduling?.maxEstimatedWait
+                    maxEstimatedWait: scheduling?.maxEstimatedWait,
+                    nextStart: wouldWait ? estimatedWait(in: group, position: 0, now: now) : .zero
                 ),
                 taskID: taskID
             )

@@ -53,8 +53,10 @@ extension LifecycleState {
         return Held(group: groupID, ticket: ticket, slot: forming.held.slot, weight: 0, batch: forming.run)
     }
 
-    /// Pulls the batcher's waiting members out of the line, in arrival order, into the forming batch while it
-    /// has room. They start now; each parked member is resumed with the batch.
+    /// Pulls the batcher's waiting members out of the line, in the line's order, into the forming batch while
+    /// it has room. They start now; each parked member is resumed with the batch. In arrival order that is a
+    /// walk from the front of the batcher's list; under fair share, its waiting members are sorted by place
+    /// (O(m log m) for m waiting members).
     private mutating func pullWaitingMembers(
         into runID: ObjectIdentifier, group groupID: ConcurrencyGroupID, now: ContinuousClock.Instant,
         effects: inout Effects
@@ -65,7 +67,8 @@ extension LifecycleState {
         var consumed = 0
         var pulled: [TaskID] = []
         var headLeft = false
-        for ticket in tickets {
+        let isFair = group.fairShare != nil
+        for ticket in isFair ? group.line.inLineOrder(tickets) : tickets {
             if forming.room == 0 { break }
             consumed += 1
             guard let (waiter, wasFirst) = group.line.remove(ticket: ticket) else { continue }
@@ -84,7 +87,11 @@ extension LifecycleState {
                 entry, ticket: ticket,
                 .granted(Grant(slot: forming.held.slot, startObserved: false, batch: forming.run)), effects: &effects)
         }
-        tickets.removeFirst(consumed)
+        if isFair {
+            tickets.removeAll { !group.line.contains(ticket: $0) }
+        } else {
+            tickets.removeFirst(consumed)
+        }
         group.batchMembers[forming.batcher.id] = tickets.isEmpty ? nil : tickets
         group.formingBatches[runID] = forming
         revision += 1

@@ -49,7 +49,8 @@ extension LifecycleState {
             id: id,
             group: task.group,
             state: .finished(.init(outcome: outcome, queuedFor: queuedFor, ranFor: ranFor, started: started)),
-            version: revision
+            version: revision,
+            fairnessKey: task.fairnessKey
         )
         for subscription in task.subscriptions.values { subscription.final = status }
         finished.record(status, for: id)

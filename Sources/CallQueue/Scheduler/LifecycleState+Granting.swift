@@ -168,6 +168,7 @@ extension LifecycleState {
             group.slots.give(held.slot)
         }
         group.budgetUsed -= held.weight
+        group.line.released(ticket: held.ticket)
         runningInAll -= 1
         if scheduling?.processWideLimit != nil { processRunning -= 1 }
         revision += 1

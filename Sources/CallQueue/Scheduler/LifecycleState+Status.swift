@@ -31,8 +31,8 @@ extension LifecycleState {
             let batchSize = group.line.entry(ticket: ticket)?.batcher?.maxBatchSize ?? 1
             let runsAhead = position / batchSize
             var wait = estimatedWait(in: group, position: runsAhead, now: now)
-            if position == 0, group.isScheduled, !processPermitFree,
-                let head = group.line.head, group.fits(weight: head.weight), let limit = scheduling?.processWideLimit
+            if group.isScheduled, !processPermitFree, let head = group.line.head, head.ticket == ticket,
+                group.fits(weight: head.weight), let limit = scheduling?.processWideLimit
             {
                 holder = .processLimit
                 position = groups.values.count { other in
@@ -54,7 +54,8 @@ extension LifecycleState {
                         estimatedWait: wait,
                         eta: min(wait + estimate, .etaLimit)
                     )),
-                version: revision
+                version: revision,
+                fairnessKey: task.fairnessKey
             )
         case .running(let running):
             let elapsed = now - running.startedAt
@@ -71,7 +72,8 @@ extension LifecycleState {
                     .init(
                         slot: running.slot, progress: running.progress, step: running.step, elapsed: elapsed, eta: eta
                     )),
-                version: revision
+                version: revision,
+                fairnessKey: task.fairnessKey
             )
         }
     }

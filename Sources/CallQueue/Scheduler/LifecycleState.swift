@@ -67,15 +67,19 @@ struct LifecycleState {
         /// Advances on every change of this task's own state (start, progress, finish).
         var version: UInt64 = 0
         var subscriptions: [ObjectIdentifier: UpdateSubscription] = [:]
+        /// The call's fairness key, kept only where its group reports keys.
+        let fairnessKey: FairnessKey?
 
         init(
-            id: TaskID, group: ConcurrencyGroupID, control: TaskControl, queuedAt: ContinuousClock.Instant, phase: Phase
+            id: TaskID, group: ConcurrencyGroupID, control: TaskControl, queuedAt: ContinuousClock.Instant,
+            phase: Phase, fairnessKey: FairnessKey? = nil
         ) {
             self.id = id
             self.group = group
             self.control = control
             self.queuedAt = queuedAt
             self.phase = phase
+            self.fairnessKey = fairnessKey
         }
     }
 

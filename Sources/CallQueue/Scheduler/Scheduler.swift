@@ -15,8 +15,16 @@ final class Scheduler: Sendable {
     let background = BackgroundTasks()
     /// Opened by the release that leaves a closed queue with no call holding a slot.
     private let drainSignal = OneShotSignal()
+    /// The declared groups with fair share: a call's place in them is worked out before the lock is taken
+    /// (a key's weight may come from the application's function).
+    private let fairShares: [ConcurrencyGroupID: FairShare]
 
     init(state: LifecycleState, clock: LifecycleClock, observer: (any CallQueueObserver)?, interval: Duration) {
+        var fairShares: [ConcurrencyGroupID: FairShare] = [:]
+        for (id, configuration) in state.scheduling?.groups ?? [:] where state.scheduling?.permitSources[id] == nil {
+            fairShares[id] = configuration.discipline.fairShare
+        }
+        self.fairShares = fairShares
         self.state = LockedState(state)
         self.clock = clock
         self.observer = observer
@@ -45,13 +53,34 @@ final class Scheduler: Sendable {
 
     /// Admits a call into its group's line (or grants it at once); throws without registering anything.
     func admit(
-        group: ConcurrencyGroupID, weight: Int?, task: (id: TaskID, control: TaskControl)?,
-        batcher: GroupState.BatcherTag? = nil, input: (any Sendable)? = nil
+        group: ConcurrencyGroupID, weight: Int?, fairness: CallFairness? = nil,
+        task: (id: TaskID, control: TaskControl)?, batcher: GroupState.BatcherTag? = nil, input: (any Sendable)? = nil
     ) throws -> LifecycleState.Admitted {
+        let order = try lineOrder(in: group, fairness: fairness ?? CallFairness.current, taskID: task?.id)
         let now = clock.now
         return try mutate { state, actions in
             try state.admit(
-                group: group, weight: weight, task: task, batcher: batcher, input: input, now: now, effects: &actions)
+                group: group, weight: weight, order: order, task: task, batcher: batcher, input: input, now: now,
+                effects: &actions)
+        }
+    }
+
+    /// Where a call stands in its group's order: checks its key and priority, and, in a group with fair share,
+    /// works out its key's weight (which may call the application's function: never under the lock).
+    private func lineOrder(
+        in group: ConcurrencyGroupID, fairness: CallFairness, taskID: TaskID?
+    ) throws -> LineOrder {
+        do {
+            try fairness.priority.validate()
+            try fairness.key?.validate()
+            guard let fairShare = fairShares[group] else { return .arrival }
+            let weight = try fairShare.weight(of: fairness.key, group: group)
+            return LineOrder(
+                key: fairness.key, stride: FairShare.stride(weight: weight), level: fairness.priority.level)
+        } catch var error as CallQueueError {
+            error.group = group
+            error.taskID = taskID
+            throw error
         }
     }
 

@@ -52,7 +52,7 @@ final class LineDisciplineTests: XCTestCase {
                     issued += 1
                     let weight = Int.random(in: 0...8, using: &random)
                     let entry = Int.random(in: 0...1_000, using: &random)
-                    line.enqueue(ticket: issued, weight: weight, entry: entry)
+                    line.enqueue(ticket: issued, weight: weight, order: .arrival, entry: entry)
                     model.waiting.append((issued, weight, entry))
                 case 50..<70 where !model.waiting.isEmpty:
                     let head = line.removeHead()

@@ -1,4 +1,5 @@
 import CallQueueTestSupport
+
 @testable import CallQueue
 
 /// A cluster-wide line kept in memory and shared by several ``CallQueue``s (replicas) in one test: strict FIFO
