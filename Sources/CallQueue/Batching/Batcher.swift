@@ -198,12 +198,12 @@ extension CallQueue {
     /// slot of `group`.
     ///
     /// - Parameters:
-    ///   - group: The group whose slots the batches take, in its FIFO order.
+    ///   - group: The group whose slots the batches take, in its order (arrival, or fair share).
     ///   - maxBatchSize: The most members in one batch; clamped to `1...4096`.
     ///   - maxDelay: The longest a batch waits for companions after its slot came; `.zero`: none (take who
     ///     is waiting). Clamped to `0...60 s`.
-    ///   - body: Runs one batch: the inputs in arrival order, and the batch's context. Returns one output per
-    ///     input, in order.
+    ///   - body: Runs one batch: the inputs in the order they joined it, and the batch's context. Returns one
+    ///     output per input, in order.
     public func makeBatcher<Input: Sendable, Output: Sendable>(
         group: ConcurrencyGroupID = .default,
         maxBatchSize: Int,

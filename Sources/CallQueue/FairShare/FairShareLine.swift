@@ -195,6 +195,9 @@ struct FairShareLine<Entry>: LineDiscipline {
     /// Keys with a call waiting or running.
     var keyCount: Int { keys.count }
 
+    /// The entries the line's tables have room for: what an idle line still holds after a burst.
+    var retainedCapacity: Int { keys.capacity + calls.capacity + runningKeys.capacity + aging.capacity }
+
     // MARK: Internals
 
     private mutating func modifyKey<Result>(_ key: FairnessKey?, _ body: (inout KeyState) -> Result) -> Result {

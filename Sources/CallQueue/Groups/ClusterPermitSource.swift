@@ -35,7 +35,8 @@ public protocol ClusterPermitSource: Sendable {
 public struct ClusterRequest: Sendable {
     /// The group, as declared in ``CallQueue/Configuration/groups``.
     public let group: ConcurrencyGroupID
-    /// The call's task id; `nil` for an untracked call (``CallQueue/runQueued(group:weight:fairness:deadline:isolation:_:)``).
+    /// The call's task id; `nil` for an untracked call
+    /// (``CallQueue/runQueued(group:weight:fairness:deadline:isolation:_:)``).
     public let taskID: TaskID?
     /// Where the source reports the ticket's grant, position and faults.
     public let events: ClusterTicketEvents

@@ -110,7 +110,8 @@ final class GroupState: @unchecked Sendable {
 
     /// What stands in the line for one waiting call.
     struct LineEntry: Sendable {
-        /// The tracked task, `nil` for an untracked call (``CallQueue/runQueued(group:weight:fairness:deadline:isolation:_:)``).
+        /// The tracked task, `nil` for an untracked call
+        /// (``CallQueue/runQueued(group:weight:fairness:deadline:isolation:_:)``).
         var taskID: TaskID?
         /// Where the waiter stands: admitted (its caller has not suspended yet), or parked. It is settled when
         /// it leaves the line (``LifecycleState/settle(_:ticket:_:effects:)``).

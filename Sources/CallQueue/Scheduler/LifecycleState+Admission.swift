@@ -109,7 +109,8 @@ extension LifecycleState {
             throw CallQueueError(
                 .tooManyQueued,
                 "group '\(groupID)': \(key) already has \(refusal.waiting) calls waiting, at most "
-                    + "\(refusal.maxWaiting); its next call starts in about \(PerfStats.timeText(retryAfter)), retry then",
+                    + "\(refusal.maxWaiting); its next call starts in about \(PerfStats.timeText(retryAfter)), "
+                    + "retry then",
                 group: groupID, taskID: taskID, queueSize: refusal.waiting, maxQueueSize: refusal.maxWaiting,
                 fairnessKey: order.key, retryAfter: retryAfter)
         }
