@@ -86,6 +86,7 @@ let benchmarks: @Sendable () -> Void = {
     registerSubscribedHandOffBenchmarks()
     registerSoakBenchmark()
     registerBatchingBenchmarks()
+    registerFairShareBenchmarks()
     // C1's baselines, in the same binary: what a tracked call is measured against.
     Benchmark(
         "C1 baseline: bare child task created and awaited",

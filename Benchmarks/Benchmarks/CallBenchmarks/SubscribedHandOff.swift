@@ -13,10 +13,14 @@ enum SubscriberMode: String, CaseIterable {
     case reading = "reading subscribers"
     case readingEveryMove = "reading subscribers, no interval, every move"
     case readingTenths = "reading subscribers, no interval, moves of a tenth"
+    case noneFair = "no subscribers, fair share"
+    case readingFair = "reading subscribers, fair share"
 
     var configuration: CallQueue.Configuration {
         switch self {
         case .none, .idle, .reading: CallQueue.Configuration()
+        case .noneFair, .readingFair:
+            CallQueue.Configuration(groups: [.default: .init(limit: 1, discipline: .fairShare(FairShare()))])
         case .readingEveryMove: CallQueue.Configuration(positionUpdateInterval: .zero)
         case .readingTenths: CallQueue.Configuration(positionUpdateInterval: .zero, positionUpdateFraction: 0.1)
         }
@@ -59,9 +63,9 @@ func subscribedHandOff(
     var streams: [TaskUpdates] = []
     var readers: [Task<Int, Never>] = []
     switch mode {
-    case .none: break
+    case .none, .noneFair: break
     case .idle: streams = try ids.map { try queue.updates(of: $0) }
-    case .reading, .readingEveryMove, .readingTenths:
+    case .reading, .readingEveryMove, .readingTenths, .readingFair:
         for id in ids {
             let updates = try queue.updates(of: id)
             readers.append(

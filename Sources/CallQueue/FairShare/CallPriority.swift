@@ -2,8 +2,9 @@
 ///
 /// Levels are strict: a waiting call of a higher level starts before every waiting call of a lower level,
 /// and within a level keys share the slots by weight. So that no level starves, a waiting call rises to
-/// ``highest`` once ``FairShare/agingArrivals`` calls have joined the group's line after it: a call is passed
-/// by at most that many later calls. A group in arrival order (``QueueDiscipline/fifo``) ignores priorities.
+/// ``highest`` once ``FairShare/agingArrivals`` calls of a higher level have joined the group's line after it:
+/// a call is passed by at most that many later calls. A group in arrival order (``QueueDiscipline/fifo``)
+/// ignores priorities.
 public struct CallPriority: Sendable, Hashable, Comparable, Codable, CustomStringConvertible {
     /// The level, `0` (lowest) to ``CallPriority/highest``'s.
     public var level: Int

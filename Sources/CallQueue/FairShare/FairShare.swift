@@ -34,8 +34,9 @@ public struct FairShare: Sendable, Hashable {
     /// `nil`: no cap but the group's limit. A batch holds one slot for the key of the call that formed it;
     /// the members it takes in do not count.
     public var maxRunningPerKey: Int?
-    /// After this many calls have joined the group's line behind it, a waiting call is served as if it had
-    /// ``CallPriority/highest``: the bound on how long a low priority can be passed.
+    /// After this many calls of a higher priority have joined the group's line behind it, a waiting call is
+    /// served as if it had ``CallPriority/highest``: the bound on how many later calls may pass a low priority.
+    /// Calls of its own priority or lower never raise it.
     public var agingArrivals: Int
     /// Whether statuses (and so observers and update streams) carry the call's key. Off by default: keys can
     /// be personal data.
@@ -48,7 +49,7 @@ public struct FairShare: Sendable, Hashable {
         weights: [FairnessKey: Double] = [:],
         defaultWeight: Double = 1,
         weightOfKey: (@Sendable (FairnessKey) -> Double)? = nil,
-        agingArrivals: Int = 1_000,
+        agingArrivals: Int = 100,
         reportsKeys: Bool = false
     ) {
         self.maxQueuedPerKey = maxQueuedPerKey

@@ -10,8 +10,9 @@
 /// - ``place(of:)`` counts the calls ahead in that order, capped keys' calls included: the calls that start
 ///   first if nobody arrives or leaves and no key is held at its cap. O(log n): the order is an
 ///   ``OrderStatisticTree``.
-/// - After ``FairShare/agingArrivals`` calls have joined the line behind it, a call below the top level rises
-///   to it, keeping its tag.
+/// - After ``FairShare/agingArrivals`` calls of a higher level have joined the line behind it, a call below
+///   the top level rises to it, keeping its tag. Calls of its own level or lower never raise it: within a level,
+///   fair share alone decides.
 ///
 /// A key's table (its tags, counts and calls) is freed when its last call leaves, waiting or running.
 struct FairShareLine<Entry>: LineDiscipline {
@@ -58,12 +59,13 @@ struct FairShareLine<Entry>: LineDiscipline {
     /// Calls started from this line (or without waiting), by ticket: whose running count they hold.
     private var runningKeys: [UInt64: FairnessKey?] = [:]
     private var virtualTime: UInt64 = 0
-    /// Calls that joined the line so far: the clock of aging.
-    private var arrivals: UInt64 = 0
-    /// Calls below the top level in arrival order, with the arrival count at which each joined; entries of
-    /// calls that left are skipped when they come up.
-    private var aging: [(ticket: UInt64, arrival: UInt64)] = []
-    private var agingHead = 0
+    /// For each level below the top, the clock of its aging: how many calls of a higher level have joined the
+    /// line so far.
+    private var arrivalsAbove = [UInt64](repeating: 0, count: CallPriority.highest.level)
+    /// For each level below the top, its calls in arrival order with the clock at which each joined; entries
+    /// of calls that left are skipped when they come up.
+    private var aging = [[(ticket: UInt64, mark: UInt64)]](repeating: [], count: CallPriority.highest.level)
+    private var agingHeads = [Int](repeating: 0, count: CallPriority.highest.level)
 
     init(_ configuration: FairShare) {
         maxQueuedPerKey = configuration.maxQueuedPerKey
@@ -83,7 +85,6 @@ struct FairShareLine<Entry>: LineDiscipline {
 
     @discardableResult
     mutating func enqueue(ticket: UInt64, weight: Int, order lineOrder: LineOrder, entry: Entry) -> [UInt64] {
-        arrivals += 1
         let key = lineOrder.key
         let before = eligibleHead(of: key)
         let now = virtualTime
@@ -100,8 +101,11 @@ struct FairShareLine<Entry>: LineDiscipline {
         calls[ticket] = Call(
             waiter: LineWaiter(ticket: ticket, weight: weight, continuation: entry), place: place, key: key)
         refreshEligible(key, before: before)
-        if place.rank > 0 { aging.append((ticket, arrivals)) }
-        return promoteAged()
+        for level in 0..<min(lineOrder.level, arrivalsAbove.count) { arrivalsAbove[level] += 1 }
+        if aging.indices.contains(lineOrder.level) {
+            aging[lineOrder.level].append((ticket, arrivalsAbove[lineOrder.level]))
+        }
+        return promoteAged(below: lineOrder.level)
     }
 
     mutating func startWithoutWaiting(ticket: UInt64, order lineOrder: LineOrder) {
@@ -135,8 +139,7 @@ struct FairShareLine<Entry>: LineDiscipline {
         order.removeAll()
         eligible.removeAll()
         calls = [:]
-        aging = []
-        agingHead = 0
+        resetAging()
         keys = keys.filter { $0.value.running > 0 }.mapValues { state in
             KeyState(running: state.running, lastFinish: state.lastFinish)
         }
@@ -183,6 +186,12 @@ struct FairShareLine<Entry>: LineDiscipline {
         return KeyRefusal(waiting: waiting, maxWaiting: maxQueuedPerKey, nextPlace: next)
     }
 
+    func placeIfAdded(_ lineOrder: LineOrder) -> Int {
+        let start = max(virtualTime, keys[lineOrder.key]?.lastFinish ?? 0)
+        return order.rank(
+            of: Place(rank: CallPriority.highest.level - lineOrder.level, tag: start, ticket: .max))
+    }
+
     func inLineOrder(_ tickets: [UInt64]) -> [UInt64] {
         tickets.compactMap { calls[$0]?.place }.sorted().map(\.ticket)
     }
@@ -196,7 +205,9 @@ struct FairShareLine<Entry>: LineDiscipline {
     var keyCount: Int { keys.count }
 
     /// The entries the line's tables have room for: what an idle line still holds after a burst.
-    var retainedCapacity: Int { keys.capacity + calls.capacity + runningKeys.capacity + aging.capacity }
+    var retainedCapacity: Int {
+        keys.capacity + calls.capacity + runningKeys.capacity + aging.map(\.capacity).reduce(0, +)
+    }
 
     // MARK: Internals
 
@@ -222,8 +233,7 @@ struct FairShareLine<Entry>: LineDiscipline {
             freeIfIdle(call.key)
         }
         if calls.isEmpty {
-            aging = []
-            agingHead = 0
+            resetAging()
             if calls.capacity > 1024 { calls = [:] }
         }
         return call
@@ -253,33 +263,52 @@ struct FairShareLine<Entry>: LineDiscipline {
         }
     }
 
-    /// Raises to the top level the calls that `agingArrivals` later calls have joined behind. Returns them.
-    private mutating func promoteAged() -> [UInt64] {
-        var promoted: [UInt64] = []
-        while agingHead < aging.count, aging[agingHead].arrival + agingArrivals <= arrivals {
-            let ticket = aging[agingHead].ticket
-            agingHead += 1
-            guard let call = calls[ticket], call.place.rank > 0 else { continue }
-            var raised = call.place
-            raised.rank = 0
-            let before = eligibleHead(of: call.key)
-            order.remove(call.place)
-            order.insert(raised)
-            let tracks = tracksKeyOrder
-            modifyKey(call.key) { state in
-                guard tracks else { return }
-                state.waiting.remove(call.place)
-                state.waiting.insert(raised)
-            }
-            calls[ticket]?.place = raised
-            refreshEligible(call.key, before: before)
-            promoted.append(ticket)
+    private mutating func resetAging() {
+        for level in aging.indices {
+            arrivalsAbove[level] = 0
+            aging[level] = []
+            agingHeads[level] = 0
         }
-        if agingHead > 64 && agingHead * 2 > aging.count {
-            aging.removeFirst(agingHead)
-            agingHead = 0
+    }
+
+    /// Raises to the top level the calls of levels below `level` that `agingArrivals` calls of a higher level
+    /// have joined behind. Returns them.
+    private mutating func promoteAged(below level: Int) -> [UInt64] {
+        var promoted: [UInt64] = []
+        for lower in 0..<min(level, aging.count) {
+            while agingHeads[lower] < aging[lower].count,
+                aging[lower][agingHeads[lower]].mark + agingArrivals <= arrivalsAbove[lower]
+            {
+                let ticket = aging[lower][agingHeads[lower]].ticket
+                agingHeads[lower] += 1
+                if let call = calls[ticket], call.place.rank > 0 {
+                    raise(call, ticket: ticket)
+                    promoted.append(ticket)
+                }
+            }
+            if agingHeads[lower] > 64 && agingHeads[lower] * 2 > aging[lower].count {
+                aging[lower].removeFirst(agingHeads[lower])
+                agingHeads[lower] = 0
+            }
         }
         return promoted
+    }
+
+    /// Moves a waiting call to the top level, keeping its tag.
+    private mutating func raise(_ call: Call, ticket: UInt64) {
+        var raised = call.place
+        raised.rank = 0
+        let before = eligibleHead(of: call.key)
+        order.remove(call.place)
+        order.insert(raised)
+        let tracks = tracksKeyOrder
+        modifyKey(call.key) { state in
+            guard tracks else { return }
+            state.waiting.remove(call.place)
+            state.waiting.insert(raised)
+        }
+        calls[ticket]?.place = raised
+        refreshEligible(call.key, before: before)
     }
 
     private static func adding(_ stride: UInt64, to tag: UInt64) -> UInt64 {

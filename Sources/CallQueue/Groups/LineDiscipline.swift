@@ -32,6 +32,8 @@ protocol LineDiscipline {
     func refusal(of order: LineOrder) -> KeyRefusal?
     /// The tickets among `tickets` that are in the line, in the line's order.
     func inLineOrder(_ tickets: [UInt64]) -> [UInt64]
+    /// The place a call with `order` would take if it joined now: what its estimated wait is judged by.
+    func placeIfAdded(_ order: LineOrder) -> Int
     /// Takes out the call with `ticket`, and says whether it was the head; `nil` when it is not in the line.
     mutating func remove(ticket: UInt64) -> (waiter: LineWaiter<Entry>, wasHead: Bool)?
     /// Takes out every call, in the line's order.
@@ -72,6 +74,8 @@ struct FIFOLine<Entry>: LineDiscipline {
     func inLineOrder(_ tickets: [UInt64]) -> [UInt64] {
         tickets.filter { queue.contains(ticket: $0) }
     }
+
+    func placeIfAdded(_ order: LineOrder) -> Int { queue.count }
 
     mutating func removeHead() -> LineWaiter<Entry> {
         queue.removeFirst()
@@ -149,6 +153,7 @@ struct GroupLine<Entry>: LineDiscipline {
     func isCapped(_ order: LineOrder) -> Bool { fair?.isCapped(order) ?? false }
     func refusal(of order: LineOrder) -> KeyRefusal? { fair?.refusal(of: order) }
     func inLineOrder(_ tickets: [UInt64]) -> [UInt64] { fair?.inLineOrder(tickets) ?? fifo.inLineOrder(tickets) }
+    func placeIfAdded(_ order: LineOrder) -> Int { fair?.placeIfAdded(order) ?? fifo.placeIfAdded(order) }
     func place(of ticket: UInt64) -> Int? { fair != nil ? fair!.place(of: ticket) : fifo.place(of: ticket) }
     func entry(ticket: UInt64) -> Entry? { fair != nil ? fair!.entry(ticket: ticket) : fifo.entry(ticket: ticket) }
 

@@ -126,7 +126,8 @@ extension LifecycleState {
                     wouldWait: wouldWait,
                     // Counted as the status counts it: a batcher's member waits for the batches ahead of its own.
                     estimatedWait: wouldWait
-                        ? estimatedWait(in: group, position: group.line.count / batchSize, now: now) : .zero,
+                        ? estimatedWait(in: group, position: group.line.placeIfAdded(order) / batchSize, now: now)
+                        : .zero,
                     maxEstimatedWait: scheduling?.maxEstimatedWait,
                     nextStart: wouldWait ? estimatedWait(in: group, position: 0, now: now) : .zero
                 ),

@@ -143,6 +143,28 @@ final class FairShareTests: XCTestCase {
         _ = await other.response
     }
 
+    /// The estimated wait that admission judges is the one of the place the call would take: a newcomer ahead of
+    /// a backlog is admitted where the backlog's next call is refused.
+    func testTheEstimatedWaitIsJudgedAtTheFairPlace() async throws {
+        let clock = ManualClock()
+        let queue = try CallQueue(
+            configuration: .init(
+                groups: ["gpu": .init(limit: 1, discipline: .fairShare(FairShare()))],
+                maxEstimatedWait: .seconds(250), initialRunTimeEstimate: .seconds(100), clock: clock.lifecycleClock))
+        let gate = Gate()
+        let heavy = CallFairness(key: "heavy")
+        var handles = try (0..<3).map { _ in
+            try queue.submit(group: "gpu", fairness: heavy) { _ in await gate.wait() }
+        }
+        // One runs (100 s left), two wait: the next of the same key would wait 300 s.
+        await assertThrowsCallQueueError(.waitTooLong) {
+            _ = try queue.submit(group: "gpu", fairness: heavy) { _ in }
+        }
+        handles.append(try queue.submit(group: "gpu", fairness: .init(key: "light")) { _ in await gate.wait() })
+        gate.open()
+        for handle in handles { _ = await handle.response }
+    }
+
     /// A low-priority call is passed by higher ones, but by no more than `agingArrivals` calls that came after
     /// it: then it rises to the top level, ahead of them.
     func testPriorityPassesAndAgingStopsStarvation() async throws {
