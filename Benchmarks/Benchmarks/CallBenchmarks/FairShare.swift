@@ -15,6 +15,8 @@ extension Metric {
     static let rssGrowthMB = BenchmarkMetric.custom("RSS growth MB", useScalingFactor: false)
     static let waitP50 = BenchmarkMetric.custom("wait p50 (starts)", useScalingFactor: false)
     static let waitP99 = BenchmarkMetric.custom("wait p99 (starts)", useScalingFactor: false)
+    static let backlogWaitP50 = BenchmarkMetric.custom("backlog ahead p50 (starts)", useScalingFactor: false)
+    static let backlogWaitP99 = BenchmarkMetric.custom("backlog ahead p99 (starts)", useScalingFactor: false)
     static let jainIndexPermille = BenchmarkMetric.custom("Jain's index (x1000)", useScalingFactor: false)
     static let sharePermilleOfWeight = BenchmarkMetric.custom("worst share / weight (x1000)", useScalingFactor: false)
 }
@@ -114,8 +116,11 @@ func millionKeysGrowth() async throws -> Int {
 }
 
 /// F2: the start order of a backlog of `backlog` calls of one key followed by `newcomers` keys with one call
-/// each; returns the newcomers' waits in starts (how many calls started between their admission and theirs).
-func newcomerWaits(layout: FairLayout, backlog: Int, newcomers: Int) async throws -> [Int] {
+/// each; returns the newcomers' waits in starts (how many calls started between their admission and theirs), and
+/// how many of those were the backlog's, each sorted.
+func newcomerWaits(
+    layout: FairLayout, backlog: Int, newcomers: Int
+) async throws -> (starts: [Int], backlogStarts: [Int]) {
     let queue = try layout.queue()
     let gate = Locked<Bool>(false)
     let order = Locked<[String]>([])
@@ -138,7 +143,9 @@ func newcomerWaits(layout: FairLayout, backlog: Int, newcomers: Int) async throw
     for handle in handles { _ = await handle.response }
     _ = await holder.response
     let starts = order.withLock { $0 }
-    return (0..<newcomers).compactMap { index in starts.firstIndex(of: "n\(index)") }.sorted()
+    let places = (0..<newcomers).compactMap { index in starts.firstIndex(of: "n\(index)") }
+    let backlogAhead = places.map { place in starts[..<place].count { $0.hasPrefix("h") } }
+    return (places.sorted(), backlogAhead.sorted())
 }
 
 /// F2: keys of `weights`, each with `perKey` calls queued before the line moves; the starts of each key among
@@ -183,7 +190,7 @@ func registerFairShareBenchmarks() {
             "F1 100000 waiting, \(layout)",
             configuration: configuration(
                 [Metric.admissionNanoseconds, Metric.drainHandOffNanoseconds, Metric.drainStatusP99Nanoseconds],
-                iterations: 3)
+                iterations: 6)
         ) { benchmark in
             let result = try await fairShareCost(depth: 100_000, layout: layout)
             benchmark.measurement(Metric.admissionNanoseconds, nanoseconds(result.admission))
@@ -200,11 +207,17 @@ func registerFairShareBenchmarks() {
     for layout in [FairLayout.fifo, .fair(keys: 51)] {
         Benchmark(
             "F2 1000 queued by one key, then 50 keys, \(layout.isFair ? "fair share" : "arrival order")",
-            configuration: configuration([Metric.waitP50, Metric.waitP99], iterations: 3)
+            configuration: configuration(
+                [Metric.waitP50, Metric.waitP99, Metric.backlogWaitP50, Metric.backlogWaitP99], iterations: 3)
         ) { benchmark in
             let waits = try await newcomerWaits(layout: layout, backlog: 1_000, newcomers: 50)
-            benchmark.measurement(Metric.waitP50, waits[waits.count / 2])
-            benchmark.measurement(Metric.waitP99, waits[min(waits.count - 1, waits.count * 99 / 100)])
+            func percentile(_ values: [Int], _ fraction: Double) -> Int {
+                values[min(values.count - 1, Int(Double(values.count) * fraction))]
+            }
+            benchmark.measurement(Metric.waitP50, percentile(waits.starts, 0.5))
+            benchmark.measurement(Metric.waitP99, percentile(waits.starts, 0.99))
+            benchmark.measurement(Metric.backlogWaitP50, percentile(waits.backlogStarts, 0.5))
+            benchmark.measurement(Metric.backlogWaitP99, percentile(waits.backlogStarts, 0.99))
         }
     }
     Benchmark(

@@ -56,7 +56,10 @@ final class Scheduler: Sendable {
         group: ConcurrencyGroupID, weight: Int?, fairness: CallFairness? = nil,
         task: (id: TaskID, control: TaskControl)?, batcher: GroupState.BatcherTag? = nil, input: (any Sendable)? = nil
     ) throws -> LifecycleState.Admitted {
-        let order = try lineOrder(in: group, fairness: fairness ?? CallFairness.current, taskID: task?.id)
+        // A group in arrival order ignores keys and priorities: it reads no task-local for them.
+        let order =
+            fairness == nil && (fairShares.isEmpty || fairShares[group] == nil)
+            ? .arrival : try lineOrder(in: group, fairness: fairness ?? CallFairness.current, taskID: task?.id)
         let now = clock.now
         return try mutate { state, actions in
             try state.admit(

@@ -165,6 +165,39 @@ final class FairShareTests: XCTestCase {
         for handle in handles { _ = await handle.response }
     }
 
+    /// Under the process-wide limit, a fair-share group's head waits for the permit and says so; the permit goes
+    /// to it when another group's call ends, and the next key's call then waits for the group's own slot.
+    func testFairShareUnderTheProcessWideLimit() async throws {
+        let queue = try CallQueue(
+            configuration: .init(
+                groups: [
+                    "fair": .init(limit: 1, discipline: .fairShare(FairShare())), "plain": .init(limit: 1),
+                ],
+                processWideLimit: 1))
+        let gates = (0..<3).map { _ in Gate() }
+        let holder = try queue.submit(id: "task(plain)", group: "plain") { _ in await gates[0].wait() }
+        let first = try queue.submit(id: "task(x1)", group: "fair", fairness: .init(key: "x")) { _ in
+            await gates[1].wait()
+        }
+        let second = try queue.submit(id: "task(y1)", group: "fair", fairness: .init(key: "y")) { _ in
+            await gates[2].wait()
+        }
+        let head = try XCTUnwrap(try queue.status(of: "task(x1)").state.queued)
+        XCTAssertEqual(head.heldBy, .processLimit)
+        XCTAssertEqual(head.position, 0)
+        XCTAssertEqual(try position(queue, "task(y1)"), 1)
+        gates[0].open()
+        _ = await holder.response
+        XCTAssertNotNil(try queue.status(of: "task(x1)").state.running)
+        let next = try XCTUnwrap(try queue.status(of: "task(y1)").state.queued)
+        XCTAssertEqual(next.position, 0)
+        XCTAssertEqual(next.heldBy, .group)
+        gates[1].open()
+        gates[2].open()
+        _ = await first.response
+        _ = await second.response
+    }
+
     /// A low-priority call is passed by higher ones, but by no more than `agingArrivals` calls that came after
     /// it: then it rises to the top level, ahead of them.
     func testPriorityPassesAndAgingStopsStarvation() async throws {
