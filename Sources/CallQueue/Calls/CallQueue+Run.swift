@@ -149,16 +149,15 @@ extension CallQueue {
     }
 
     /// Starts a scoped call's body in a task of its own, so that a cancel by id reaches the body and not its
-    /// caller. Where the runtime has `Task.immediate`, the body starts at once on the caller's thread and
-    /// executor, and runs there until it first suspends: the caller is waiting for it anyway, and a body that
-    /// does not suspend costs no hand-off to another thread.
+    /// caller.
+    ///
+    /// Not `Task.immediate`, although the caller waits for the body anyway: with it, the test suite hung in 3 of
+    /// 6 runs on Linux (a call's awaited body never resumed its caller, with no thread busy), once calls ran
+    /// inside `TaskLocal.withValue` scopes, which ``CallFairness/current`` invites; with a plain task, 0 of 7.
     private static func startBody<T>(
         _ operation: sending @escaping @isolated(any) () async throws -> UnsafeTransfer<T>
     ) -> Task<UnsafeTransfer<T>, any Error> {
-        if #available(macOS 26, iOS 26, tvOS 26, watchOS 26, visionOS 26, *) {
-            return Task.immediate(operation: operation)
-        }
-        return Task(operation: operation)
+        Task(operation: operation)
     }
 
     /// Runs `body` on `actor` (the caller's isolation), with the context as ``CallContext/current``.

@@ -44,16 +44,17 @@ final class ShutdownTests: XCTestCase {
         let queue = try CallQueue(
             configuration: .init(
                 groups: ["gpu": .init(limit: 2)], clock: clock.lifecycleClock, shutdownGracePeriod: .seconds(5)))
-        let cancelled = Gate()
+        // One gate per body: a shared one let the first cancel release the second body before its own cancel.
+        let cancelled = (0..<2).map { _ in Gate() }
         let bodies = HolderCounter()
         let handles = try (0..<2).map { index in
             try queue.submit(id: TaskID("task(\(index))"), group: "gpu") { _ in
                 bodies.enter()
                 defer { bodies.leave() }
                 await withTaskCancellationHandler {
-                    await cancelled.wait()
+                    await cancelled[index].wait()
                 } onCancel: {
-                    cancelled.open()
+                    cancelled[index].open()
                 }
                 try Task.checkCancellation()
             }
