@@ -51,6 +51,15 @@ enum FairLayout: CustomStringConvertible {
     }
 }
 
+/// Takes the group's one slot with a job that runs until `gate` is set; returns once it runs.
+func holdSlot(of queue: CallQueue, until gate: Locked<Bool>) async throws -> JobHandle<Void> {
+    let holder = try queue.submit(group: "gpu") { _ in
+        while !gate.withLock({ $0 }) { await Task.yield() }
+    }
+    while (try? queue.status(of: holder.id))?.state.running == nil { await Task.yield() }
+    return holder
+}
+
 /// One F1 run: admits `depth` jobs behind a holder, then lets them drain, probing statuses.
 func fairShareCost(
     depth: Int, layout: FairLayout
@@ -60,10 +69,7 @@ func fairShareCost(
     let queue = try layout.queue()
     let gate = Locked<Bool>(false)
     let started = Locked<Int>(0)
-    let holder = try queue.submit(group: "gpu") { _ in
-        while !gate.withLock({ $0 }) { await Task.yield() }
-    }
-    while (try? queue.status(of: holder.id))?.state.running == nil { await Task.yield() }
+    let holder = try await holdSlot(of: queue, until: gate)
     let ids = (0..<depth).map { TaskID("task(\($0))") }
     let fairness = (0..<depth).map { layout.fairness(of: $0) }
     var handles: [JobHandle<Void>] = []
@@ -124,10 +130,7 @@ func newcomerWaits(
     let queue = try layout.queue()
     let gate = Locked<Bool>(false)
     let order = Locked<[String]>([])
-    let holder = try queue.submit(group: "gpu") { _ in
-        while !gate.withLock({ $0 }) { await Task.yield() }
-    }
-    while (try? queue.status(of: holder.id))?.state.running == nil { await Task.yield() }
+    let holder = try await holdSlot(of: queue, until: gate)
     var handles: [JobHandle<Void>] = []
     let heavy = layout.isFair ? CallFairness(key: "heavy") : CallFairness()
     for index in 0..<backlog {
@@ -157,10 +160,7 @@ func backloggedShares(weights: [Double], perKey: Int, window: Int) async throws 
         configuration: .init(groups: ["gpu": .init(limit: 1, discipline: .fairShare(FairShare(weights: table)))]))
     let gate = Locked<Bool>(false)
     let order = Locked<[Int]>([])
-    let holder = try queue.submit(group: "gpu") { _ in
-        while !gate.withLock({ $0 }) { await Task.yield() }
-    }
-    while (try? queue.status(of: holder.id))?.state.running == nil { await Task.yield() }
+    let holder = try await holdSlot(of: queue, until: gate)
     var handles: [JobHandle<Void>] = []
     for _ in 0..<perKey {
         for key in weights.indices {

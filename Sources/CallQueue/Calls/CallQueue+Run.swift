@@ -151,9 +151,9 @@ extension CallQueue {
     /// Starts a scoped call's body in a task of its own, so that a cancel by id reaches the body and not its
     /// caller.
     ///
-    /// Not `Task.immediate`, although the caller waits for the body anyway: with it, the test suite hung in 3 of
-    /// 6 runs on Linux (a call's awaited body never resumed its caller, with no thread busy), once calls ran
-    /// inside `TaskLocal.withValue` scopes, which ``CallFairness/current`` invites; with a plain task, 0 of 7.
+    /// Not `Task.immediate`, although the caller waits for the body anyway: with it, the test suite hung in 4 of
+    /// 6 runs on Linux (a scoped call never returned, with no thread busy), once calls ran inside
+    /// `TaskLocal.withValue` scopes, which ``CallFairness/current`` invites; with a plain task, 0 of 10.
     private static func startBody<T>(
         _ operation: sending @escaping @isolated(any) () async throws -> UnsafeTransfer<T>
     ) -> Task<UnsafeTransfer<T>, any Error> {

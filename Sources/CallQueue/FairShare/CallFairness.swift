@@ -1,6 +1,6 @@
 /// What a call carries for a group with fair share: its ``FairnessKey`` and its ``CallPriority``.
 ///
-/// Pass it to a queued call (``CallQueue/runGPUCall(id:group:weight:fairness:deadline:isolation:_:)``,
+/// Pass it to a queued call (`runGPUCall(id:group:weight:fairness:deadline:_:)`,
 /// ``CallQueue/submit(id:group:weight:fairness:deadline:_:)``, a batcher's member, a wrapper). A call that
 /// passes none takes ``current``, a task-local value: a server's middleware sets it once per request, from the
 /// client's session, and every queued call the request makes carries it.

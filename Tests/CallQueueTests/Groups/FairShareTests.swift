@@ -198,6 +198,56 @@ final class FairShareTests: XCTestCase {
         _ = await second.response
     }
 
+    /// Weights of the group's budget still hold under fair share: the head that does not fit blocks a call
+    /// behind it that would, and both start once the budget frees.
+    func testTheBudgetStillBlocksBehindTheHead() async throws {
+        let queue = try CallQueue(
+            configuration: .init(groups: ["gpu": .init(limit: 4, budget: 10, discipline: .fairShare(FairShare()))]))
+        let gates = (0..<3).map { _ in Gate() }
+        let holder = try queue.submit(id: "task(a)", group: "gpu", weight: 6, fairness: .init(key: "a")) { _ in
+            await gates[0].wait()
+        }
+        let big = try queue.submit(id: "task(b)", group: "gpu", weight: 6, fairness: .init(key: "b")) { _ in
+            await gates[1].wait()
+        }
+        let small = try queue.submit(id: "task(c)", group: "gpu", weight: 2, fairness: .init(key: "c")) { _ in
+            await gates[2].wait()
+        }
+        XCTAssertEqual(try position(queue, "task(b)"), 0)
+        XCTAssertEqual(try position(queue, "task(c)"), 1, "it would fit, but the head goes first")
+        gates[0].open()
+        _ = await holder.response
+        XCTAssertNotNil(try queue.status(of: "task(b)").state.running)
+        XCTAssertNotNil(try queue.status(of: "task(c)").state.running)
+        gates[1].open()
+        gates[2].open()
+        _ = await big.response
+        _ = await small.response
+    }
+
+    /// A deadline ends a wait under fair share as in arrival order: the call leaves with `timedOut`, and the call
+    /// behind it moves up.
+    func testADeadlineEndsAWait() async throws {
+        let clock = ManualClock()
+        let queue = try CallQueue(
+            configuration: .init(
+                groups: ["gpu": .init(limit: 1, discipline: .fairShare(FairShare()))], clock: clock.lifecycleClock))
+        let gate = Gate()
+        let holder = try queue.submit(id: "task(holder)", group: "gpu") { _ in await gate.wait() }
+        let impatient = try queue.submit(
+            id: "task(impatient)", group: "gpu", fairness: .init(key: "a"), deadline: clock.now + .seconds(5)
+        ) { _ in }
+        let patient = try queue.submit(id: "task(patient)", group: "gpu", fairness: .init(key: "b")) { _ in }
+        XCTAssertEqual(try position(queue, "task(patient)"), 1)
+        await waitUntil("the deadline's timer sleeps") { clock.sleeperCount == 1 }
+        clock.advance(by: .seconds(5))
+        await assertThrowsCallQueueError(.timedOut) { try await impatient.value }
+        XCTAssertEqual(try position(queue, "task(patient)"), 0)
+        gate.open()
+        _ = await holder.response
+        _ = await patient.response
+    }
+
     /// A low-priority call is passed by higher ones, but by no more than `agingArrivals` calls that came after
     /// it: then it rises to the top level, ahead of them.
     func testPriorityPassesAndAgingStopsStarvation() async throws {
