@@ -16,8 +16,6 @@ enum Admission {
         var wouldWait: Bool
         var estimatedWait: Duration
         var maxEstimatedWait: Duration?
-        /// When the group's next waiting call should start: the retry-after of a refusal.
-        var nextStart: Duration
     }
 
     static func check(_ counts: Counts, taskID: TaskID?) throws {
@@ -32,8 +30,7 @@ enum Admission {
                 group: group,
                 taskID: taskID,
                 queueSize: counts.waitingInGroup,
-                maxQueueSize: maxSize,
-                retryAfter: counts.nextStart
+                maxQueueSize: maxSize
             )
         }
         if let maxSize = counts.overallMaxQueueSize, counts.waitingInAll + 1 > maxSize {
@@ -44,8 +41,7 @@ enum Admission {
                 group: group,
                 taskID: taskID,
                 queueSize: counts.waitingInAll,
-                maxQueueSize: maxSize,
-                retryAfter: counts.nextStart
+                maxQueueSize: maxSize
             )
         }
         if let maxWait = counts.maxEstimatedWait, counts.estimatedWait > maxWait {
@@ -54,8 +50,7 @@ enum Admission {
                 "group '\(group)': the estimated wait \(PerfStats.timeText(counts.estimatedWait)) exceeds "
                     + "\(PerfStats.timeText(maxWait)); retry later",
                 group: group,
-                taskID: taskID,
-                retryAfter: counts.nextStart
+                taskID: taskID
             )
         }
     }

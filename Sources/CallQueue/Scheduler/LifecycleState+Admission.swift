@@ -31,13 +31,14 @@ extension LifecycleState {
         }
         let group = try ensureGroup(groupID)
         defer { releaseIfIdle(group) }
+        let reportedKey = group.fairShare?.reportsKeys == true ? order.key : nil
         if let batcher, let task, let input, let runID = openBatch(of: batcher, in: groupID) {
             // Its batcher's batch is forming and has room: it joins it, and waits in no line.
             nextTicket += 1
             revision += 1
             tasks[task.id] = LiveTask(
                 id: task.id, group: groupID, control: task.control, queuedAt: now, phase: .waiting(ticket: nextTicket),
-                fairnessKey: group.fairShare?.reportsKeys == true ? order.key : nil)
+                fairnessKey: reportedKey)
             group.liveTasks += 1
             observe(task.id, now: now, into: &effects)
             if let held = join(
@@ -55,7 +56,7 @@ extension LifecycleState {
         if let task {
             tasks[task.id] = LiveTask(
                 id: task.id, group: groupID, control: task.control, queuedAt: now, phase: .waiting(ticket: ticket),
-                fairnessKey: group.fairShare?.reportsKeys == true ? order.key : nil)
+                fairnessKey: reportedKey)
             group.liveTasks += 1
             observe(task.id, now: now, into: &effects)
         }
@@ -115,24 +116,29 @@ extension LifecycleState {
                 fairnessKey: order.key, retryAfter: retryAfter)
         }
         if group.isScheduled {
-            try Admission.check(
-                Admission.Counts(
-                    group: groupID,
-                    limit: group.limit,
-                    waitingInGroup: group.line.count,
-                    groupMaxQueueSize: group.maxQueueSize,
-                    waitingInAll: waitingInAll,
-                    overallMaxQueueSize: scheduling?.maxQueueSize,
-                    wouldWait: wouldWait,
-                    // Counted as the status counts it: a batcher's member waits for the batches ahead of its own.
-                    estimatedWait: wouldWait
-                        ? estimatedWait(in: group, position: group.line.placeIfAdded(order) / batchSize, now: now)
-                        : .zero,
-                    maxEstimatedWait: scheduling?.maxEstimatedWait,
-                    nextStart: wouldWait ? estimatedWait(in: group, position: 0, now: now) : .zero
-                ),
-                taskID: taskID
-            )
+            do {
+                try Admission.check(
+                    Admission.Counts(
+                        group: group.id,
+                        limit: group.limit,
+                        waitingInGroup: group.line.count,
+                        groupMaxQueueSize: group.maxQueueSize,
+                        waitingInAll: waitingInAll,
+                        overallMaxQueueSize: scheduling?.maxQueueSize,
+                        wouldWait: wouldWait,
+                        // Counted as the status counts it: a batcher's member waits for the batches ahead of its own.
+                        estimatedWait: wouldWait
+                            ? estimatedWait(in: group, position: group.line.placeIfAdded(order) / batchSize, now: now)
+                            : .zero,
+                        maxEstimatedWait: scheduling?.maxEstimatedWait
+                    ),
+                    taskID: taskID)
+            } catch var error as CallQueueError {
+                // Refused for everyone (full, or too long a wait): retry when the group's next call should start.
+                // Worked out only for a refusal, not for every call that waits.
+                error.retryAfter = estimatedWait(in: group, position: 0, now: now)
+                throw error
+            }
         }
         return (weight, wouldWait, group.isScheduled)
     }
