@@ -27,6 +27,24 @@ public struct BatchContext: Sendable {
         report(fraction: fraction, step: step ?? "\(completed)/\(total)")
     }
 
+    /// Emits a chunk of member `index`'s partial output, as ``CallContext/emitChunk(_:)`` does for a call.
+    ///
+    /// - Returns: Whether it is kept; `false` also for an index outside `0..<count`.
+    @discardableResult
+    public func emitChunk(_ chunk: some PartialOutput, to index: Int) -> Bool {
+        guard taskIDs.indices.contains(index) else { return false }
+        return lifecycle.emitChunk(chunk, for: taskIDs[index])
+    }
+
+    /// Emits member `index`'s newest partial result, as ``CallContext/emitLatest(_:)`` does for a call.
+    ///
+    /// - Returns: Whether it is kept; `false` also for an index outside `0..<count`.
+    @discardableResult
+    public func emitLatest(_ value: some PartialOutput, to index: Int) -> Bool {
+        guard taskIDs.indices.contains(index) else { return false }
+        return lifecycle.emitLatest(value, for: taskIDs[index])
+    }
+
     /// Reports the batch's progress to every member's task as a fraction `0...1` (clamped).
     public func report(fraction: Double, step: String? = nil) {
         for id in taskIDs { lifecycle.report(id, fraction: fraction, step: step) }

@@ -28,6 +28,31 @@ public struct CallContext: Sendable {
         lifecycle.report(taskID, fraction: fraction, step: step)
     }
 
+    /// Emits a chunk of the call's partial output (a token, a log line): every reader of
+    /// ``CallQueue/outputs(of:latest:chunks:after:)`` gets every chunk, in order, with its index.
+    ///
+    /// Costs a lock and an append, whatever the number of readers that are not waiting; the task keeps at
+    /// most ``PartialOutputLimits`` of them, dropping the oldest first. An emit after the call finished (from
+    /// a task it left behind) is ignored.
+    ///
+    /// - Returns: Whether the chunk is kept for readers: `false` after the call finished, or for a chunk
+    ///   larger than the whole byte budget (dropped at once; readers count it as missed).
+    @discardableResult
+    public func emitChunk(_ chunk: some PartialOutput) -> Bool {
+        lifecycle.emitChunk(chunk, for: taskID)
+    }
+
+    /// Emits the call's newest partial result (a preview image, the caption so far): readers get the newest,
+    /// coalesced like progress, and the finished task keeps the last one in its history
+    /// (``CallQueue/latestOutput(of:as:)``).
+    ///
+    /// - Returns: Whether it is kept: `false` after the call finished, or for a value larger than
+    ///   ``PartialOutputLimits/maxBufferedBytes`` (readers keep the previous one).
+    @discardableResult
+    public func emitLatest(_ value: some PartialOutput) -> Bool {
+        lifecycle.emitLatest(value, for: taskID)
+    }
+
     /// Requests made of this task by id: skip the current item, stop after it, or interrupt. Lock-free:
     /// safe to read from a cancellation handler.
     public var flags: ControlFlags { control.flags }

@@ -46,6 +46,9 @@ extension CallQueue {
         /// fraction of the place they were last told (at least one place): see
         /// ``TaskLifecycle/Configuration/positionUpdateFraction``. 0 (the default): every change. In 0..<1.
         public var positionUpdateFraction: Double = 0
+        /// How much of each call's partial outputs (``CallContext/emitChunk(_:)``,
+        /// ``CallContext/emitLatest(_:)``) is kept for its readers, whatever they do.
+        public var partialOutputs = PartialOutputLimits()
         /// The clock of the task lifecycle and of deadlines; tests inject a manual one.
         public var clock: LifecycleClock = .continuous
         /// Cluster-wide groups: where each one's slots come from (a ``ClusterPermitSource`` shared by several
@@ -71,6 +74,7 @@ extension CallQueue {
             undeclaredGroups: UndeclaredGroupPolicy = .defaultLimit,
             positionUpdateInterval: Duration = .milliseconds(250),
             positionUpdateFraction: Double = 0,
+            partialOutputs: PartialOutputLimits = PartialOutputLimits(),
             clock: LifecycleClock = .continuous,
             permitSources: [ConcurrencyGroupID: any ClusterPermitSource] = [:],
             shutdownGracePeriod: Duration = .seconds(30)
@@ -91,6 +95,7 @@ extension CallQueue {
             self.undeclaredGroups = undeclaredGroups
             self.positionUpdateInterval = positionUpdateInterval
             self.positionUpdateFraction = positionUpdateFraction
+            self.partialOutputs = partialOutputs
             self.clock = clock
             self.permitSources = permitSources
         }
@@ -180,6 +185,7 @@ extension CallQueue {
                 initialRunTimeEstimate: initialRunTimeEstimate,
                 positionUpdateInterval: positionUpdateInterval,
                 positionUpdateFraction: positionUpdateFraction,
+                partialOutputs: partialOutputs,
                 clock: clock,
                 observer: observer
             )

@@ -64,6 +64,23 @@ public final class CallQueue: Sendable {
         try lifecycle.updates(of: id)
     }
 
+    /// A task's partial outputs with its statuses, until it finishes: what its body emits through
+    /// ``CallContext/emitChunk(_:)`` and ``CallContext/emitLatest(_:)``. See ``TaskOutputs`` and
+    /// ``TaskLifecycle/outputs(of:latest:chunks:after:)``.
+    ///
+    /// - Throws: ``CallQueueError`` with ``CallQueueError/Code/unknownTask`` for an unknown id.
+    public func outputs<Latest: Sendable, Chunk: Sendable>(
+        of id: TaskID, latest: Latest.Type = Never.self, chunks: Chunk.Type = Never.self, after lastChunk: Int? = nil
+    ) throws -> TaskOutputs<Latest, Chunk> {
+        try lifecycle.outputs(of: id, latest: latest, chunks: chunks, after: lastChunk)
+    }
+
+    /// The newest latest value a task emitted (``CallContext/emitLatest(_:)``), live or still in the history;
+    /// see ``TaskLifecycle/latestOutput(of:as:)``.
+    public func latestOutput<Value: Sendable>(of id: TaskID, as type: Value.Type = Value.self) -> Value? {
+        lifecycle.latestOutput(of: id, as: type)
+    }
+
     /// The result a succeeded task returned, while it is among the last ``Configuration/resultHistory``.
     public func result(of id: TaskID) -> (any Sendable)? {
         lifecycle.result(of: id)

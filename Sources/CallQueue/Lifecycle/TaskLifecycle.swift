@@ -41,6 +41,8 @@ public final class TaskLifecycle: Sendable {
         /// all, so thousands of waiting streams cost little more than the few that move. 0 (the default): every
         /// change of place or queue size, at most one per ``positionUpdateInterval``. In 0..<1.
         public var positionUpdateFraction: Double = 0
+        /// How much of each task's partial outputs is kept for its readers (``PartialOutput``).
+        public var partialOutputs = PartialOutputLimits()
         /// The clock every instant and push pause comes from; tests inject a manual one.
         public var clock: LifecycleClock = .continuous
         /// Receives every task's queued, running and finished status.
@@ -53,6 +55,7 @@ public final class TaskLifecycle: Sendable {
             initialRunTimeEstimate: Duration = .seconds(10),
             positionUpdateInterval: Duration = .milliseconds(250),
             positionUpdateFraction: Double = 0,
+            partialOutputs: PartialOutputLimits = PartialOutputLimits(),
             clock: LifecycleClock = .continuous,
             observer: (any CallQueueObserver)? = nil
         ) {
@@ -61,6 +64,7 @@ public final class TaskLifecycle: Sendable {
             self.initialRunTimeEstimate = initialRunTimeEstimate
             self.positionUpdateInterval = positionUpdateInterval
             self.positionUpdateFraction = positionUpdateFraction
+            self.partialOutputs = partialOutputs
             self.clock = clock
             self.observer = observer
         }
@@ -82,6 +86,7 @@ public final class TaskLifecycle: Sendable {
                     "positionUpdateFraction is a fraction of the place last reported, in 0..<1 (0.1: a move of "
                         + "a tenth), not \(positionUpdateFraction)")
             }
+            _ = try partialOutputs.validated()
             return self
         }
 
@@ -93,7 +98,8 @@ public final class TaskLifecycle: Sendable {
                 positionUpdateInterval: positionUpdateInterval,
                 positionUpdateFraction: positionUpdateFraction,
                 observes: observer != nil,
-                clock: clock
+                clock: clock,
+                partialOutputs: partialOutputs
             )
         }
     }
@@ -146,6 +152,52 @@ public final class TaskLifecycle: Sendable {
         let subscription = UpdateSubscription(taskID: id)
         try scheduler.subscribe(subscription)
         return TaskUpdates(token: SubscriptionToken(subscription: subscription, scheduler: scheduler))
+    }
+
+    /// The task's partial outputs with its statuses, until it finishes; see ``TaskOutputs``.
+    ///
+    /// - Parameters:
+    ///   - id: The task.
+    ///   - latest: The type of the latest values the task emits (``CallContext/emitLatest(_:)``); leave it
+    ///     out when it emits none.
+    ///   - chunks: The type of the chunks it emits (``CallContext/emitChunk(_:)``); leave it out when it
+    ///     emits none.
+    ///   - lastChunk: The index of the last chunk the client already has (a server-sent event's
+    ///     `Last-Event-ID`): the reader starts after it. `nil`: from the oldest chunk still kept. An index past
+    ///     the newest chunk reads as the newest.
+    /// - Throws: ``CallQueueError`` with ``CallQueueError/Code/unknownTask`` for an unknown id.
+    public func outputs<Latest: Sendable, Chunk: Sendable>(
+        of id: TaskID, latest: Latest.Type = Never.self, chunks: Chunk.Type = Never.self, after lastChunk: Int? = nil
+    ) throws -> TaskOutputs<Latest, Chunk> {
+        let subscription = UpdateSubscription(taskID: id)
+        let (next, overflow) = (lastChunk ?? -1).addingReportingOverflow(1)
+        try scheduler.subscribeToOutputs(subscription, from: overflow ? Int.max : next)
+        return TaskOutputs(token: SubscriptionToken(subscription: subscription, scheduler: scheduler))
+    }
+
+    /// The newest latest value a live task emitted, or the last one of a finished task still in the history;
+    /// `nil` when it emitted none, or none of type `Value`. For a route that polls a preview.
+    public func latestOutput<Value: Sendable>(of id: TaskID, as type: Value.Type = Value.self) -> Value? {
+        scheduler.latestOutput(of: id) as? Value
+    }
+
+    /// Adds a chunk to a running task's outputs, for a task tracked by hand (a call's body uses
+    /// ``CallContext/emitChunk(_:)``). See ``CallContext/emitChunk(_:)``.
+    ///
+    /// - Returns: Whether the chunk is kept for readers: `false` when the task is not running, or the chunk
+    ///   alone is larger than ``PartialOutputLimits/maxBufferedBytes``.
+    @discardableResult
+    public func emitChunk(_ chunk: some PartialOutput, for id: TaskID) -> Bool {
+        scheduler.emitChunk(chunk, of: id)
+    }
+
+    /// Replaces a running task's latest value, for a task tracked by hand. See ``CallContext/emitLatest(_:)``.
+    ///
+    /// - Returns: Whether it is kept: `false` when the task is not running, or the value is larger than
+    ///   ``PartialOutputLimits/maxBufferedBytes``.
+    @discardableResult
+    public func emitLatest(_ value: some PartialOutput, for id: TaskID) -> Bool {
+        scheduler.emitLatest(value, of: id)
     }
 
     /// The result a succeeded task returned, while it is among the last

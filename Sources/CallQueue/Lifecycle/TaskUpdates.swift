@@ -40,6 +40,9 @@ public struct TaskUpdates: AsyncSequence, Sendable {
 final class UpdateSubscription: @unchecked Sendable {
     enum Step: Sendable {
         case status(TaskStatus)
+        /// For a reader of partial outputs: a newer status, if any, and what the task emitted since its last
+        /// read, if anything. A finished task's last step carries its final status.
+        case outputs(TaskStatus?, OutputBuffer.Delta)
         case end
         /// Something changed: read again.
         case woken
@@ -58,6 +61,12 @@ final class UpdateSubscription: @unchecked Sendable {
     var parked: CheckedContinuation<Step, Never>?
     var final: TaskStatus?
     var isDone = false
+    /// A reader of partial outputs: the task's buffer, kept after the task finishes.
+    var outputs: OutputBuffer?
+    /// The index of the next chunk this reader reads.
+    var nextChunk = 0
+    /// The latest value's number this reader last read (0: none).
+    var latestSeen: UInt64 = 0
 
     init(taskID: TaskID) {
         self.taskID = taskID
@@ -75,6 +84,17 @@ final class SubscriptionToken: Sendable {
     }
 
     func next() async -> TaskStatus? {
+        while let step = await nextStep() {
+            switch step {
+            case .status(let status), .outputs(let status?, _): return status
+            default: continue  // outputs alone: not for a status reader
+            }
+        }
+        return nil
+    }
+
+    /// The next status or outputs; `nil` at the end.
+    func nextStep() async -> UpdateSubscription.Step? {
         while true {
             let step = await withTaskCancellationHandler {
                 await withCheckedContinuation { (continuation: CheckedContinuation<UpdateSubscription.Step, Never>) in
@@ -84,7 +104,7 @@ final class SubscriptionToken: Sendable {
                 scheduler.unsubscribe(subscription)
             }
             switch step {
-            case .status(let status): return status
+            case .status, .outputs: return step
             case .end, .secondConsumer: return nil
             case .woken: continue
             }

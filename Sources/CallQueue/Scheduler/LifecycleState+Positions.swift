@@ -63,6 +63,7 @@ extension LifecycleState {
                 effects.append(.wakeReader(reader))
             }
             group?.parkedReaders[ObjectIdentifier(subscription)] = nil
+            task.outputs?.parkedReaders[ObjectIdentifier(subscription)] = nil
         }
     }
 }

@@ -15,6 +15,7 @@ extension LifecycleState {
             groups[task.group]?.parkedReaders[key] = nil
             releaseIfIdle(task.group)
         }
+        subscription.outputs?.parkedReaders[key] = nil
         subscription.isDone = true
         defer { subscription.parked = nil }
         return subscription.parked
@@ -36,17 +37,20 @@ extension LifecycleState {
         // A second task reads while the first waits: one consumer per sequence. The second ends; the first
         // goes on.
         if subscription.parked != nil { return .secondConsumer }
+        let nothing = OutputBuffer.Delta.nothing(at: subscription.nextChunk)
         // Only the group's counters are read here: a copy of the group alive while its reader table changes
         // below would copy that table on every read.
         guard let task = tasks[subscription.taskID], let moved = groups[task.group]?.moved,
             let flushPending = groups[task.group]?.flushPending
         else {
-            // Finished: its last status, once.
+            // Finished: its last status, once; a reader of outputs gets what it has not read with it.
             subscription.isDone = true
             guard let final = subscription.final ?? finished[subscription.taskID] else { return .end }
+            if subscription.outputs != nil { return .outputs(final, takeOutputs(for: subscription) ?? nothing) }
             return .status(final)
         }
         let isCluster = groups[task.group]?.cluster != nil
+        let outputs = takeOutputs(for: subscription)
         if subscription.lastVersion != task.version {
             let status = status(of: task, now: now)
             subscription.lastVersion = task.version
@@ -56,8 +60,9 @@ extension LifecycleState {
                 subscription.wakeAt = nextDue(
                     moved: moved, position: queued.position, reported: queued.position, isCluster)
             }
-            return .status(status)
+            return subscription.outputs != nil ? .outputs(status, outputs ?? nothing) : .status(status)
         }
+        if let outputs { return .outputs(nil, outputs) }
         let isWaiting: Bool
         if case .waiting = task.phase { isWaiting = true } else { isWaiting = false }
         if isWaiting && moved >= subscription.wakeAt
@@ -70,13 +75,14 @@ extension LifecycleState {
                     subscription.lastPosition = (queued.position, queued.queueSize)
                     subscription.wakeAt = nextDue(
                         moved: moved, position: queued.position, reported: queued.position, isCluster)
-                    return .status(status)
+                    return subscription.outputs != nil ? .outputs(status, nothing) : .status(status)
                 }
                 subscription.wakeAt = nextDue(
                     moved: moved, position: queued.position, reported: subscription.lastPosition?.position, isCluster)
             }
         }
         subscription.parked = continuation
+        if let buffer = subscription.outputs { buffer.parkedReaders[ObjectIdentifier(subscription)] = subscription }
         if isWaiting {
             let group = groups[task.group]!
             group.parkedReaders[ObjectIdentifier(subscription)] = subscription

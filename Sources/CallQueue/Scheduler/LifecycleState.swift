@@ -20,6 +20,8 @@ struct LifecycleState {
         /// Idle undeclared groups kept for reuse before idle ones are freed: a few busy undeclared groups are
         /// not made anew for every call, and a flood of distinct names stays bounded.
         var keptIdleGroups = 64
+        /// How much of each task's partial outputs is kept.
+        var partialOutputs = PartialOutputLimits()
     }
 
     /// How a ``CallQueue`` schedules its groups; `nil` for a ``TaskLifecycle`` that only records.
@@ -67,6 +69,8 @@ struct LifecycleState {
         /// Advances on every change of this task's own state (start, progress, finish).
         var version: UInt64 = 0
         var subscriptions: [ObjectIdentifier: UpdateSubscription] = [:]
+        /// Its partial outputs, made at its first emit or its first reader of outputs.
+        var outputs: OutputBuffer?
         /// The call's fairness key, kept only where its group reports keys.
         let fairnessKey: FairnessKey?
 
@@ -120,6 +124,8 @@ struct LifecycleState {
     var tasks: [TaskID: LiveTask] = [:]
     var finished: TaskHistory<TaskStatus>
     var results: TaskHistory<any Sendable>
+    /// The last latest value of each finished task in ``finished`` that emitted one.
+    var finishedLatest: TaskHistory<any PartialOutput>
     var early: [UInt64: EarlyOutcome] = [:]
     var nextTicket: UInt64 = 0
     /// Advances on every mutation; a status carries the value it was made at, so statuses of one task
@@ -140,6 +146,7 @@ struct LifecycleState {
         self.scheduling = scheduling
         finished = TaskHistory(capacity: settings.finishedTaskHistory)
         results = TaskHistory(capacity: settings.resultHistory)
+        finishedLatest = TaskHistory(capacity: settings.finishedTaskHistory)
     }
 
     // MARK: Groups

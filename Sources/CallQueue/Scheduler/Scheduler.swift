@@ -212,6 +212,25 @@ final class Scheduler: Sendable {
         mutate { state, actions in state.setProgress(of: id, fraction: fraction, step: step, effects: &actions) }
     }
 
+    /// Adds a chunk to a running task's outputs; `false` when the task is not running or the chunk was
+    /// dropped at once (larger than the byte budget). The byte count is read before the lock, and the values
+    /// the window drops are released after it.
+    func emitChunk(_ value: some PartialOutput, of id: TaskID) -> Bool {
+        let bytes = max(0, value.outputByteCount)
+        return mutate { state, actions in state.emitChunk(value, bytes: bytes, of: id, effects: &actions) }.kept
+    }
+
+    /// Replaces a running task's latest value; `false` when the task is not running or the value is larger
+    /// than the byte budget.
+    func emitLatest(_ value: some PartialOutput, of id: TaskID) -> Bool {
+        let bytes = max(0, value.outputByteCount)
+        return mutate { state, actions in state.emitLatest(value, bytes: bytes, of: id, effects: &actions) }.kept
+    }
+
+    func latestOutput(of id: TaskID) -> (any PartialOutput)? {
+        state.withLock { $0.latestOutput(of: id) }
+    }
+
     /// Moves a live task to the history and gives back what it held, in one step.
     func finish(
         _ id: TaskID, outcome: TaskStatus.Outcome, result: (any Sendable)?, bodyRan: Bool
@@ -235,6 +254,11 @@ final class Scheduler: Sendable {
                 throw TaskLifecycle.unknown(subscription.taskID)
             }
         }
+    }
+
+    /// Subscribes a reader of outputs, from chunk `nextChunk`.
+    func subscribeToOutputs(_ subscription: UpdateSubscription, from nextChunk: Int) throws {
+        try state.withLock { try $0.subscribeToOutputs(subscription, from: nextChunk) }
     }
 
     func read(
