@@ -38,12 +38,17 @@ def make_driver():
 
 
 def cards(driver):
-    """The job cards, oldest first, as (id, state, place text, progress value)."""
+    """The job cards, oldest first, as (id, state, place text, progress value, whether the result image
+    loaded, the preview's address, the chat text)."""
     script = """
-      return [...document.querySelectorAll('.job')].reverse().map(card => [
-        card.dataset.id, card.dataset.state, card.querySelector('.place').textContent,
-        Number(card.querySelector('progress').value),
-        card.querySelector('img.result').complete && card.querySelector('img.result').naturalWidth > 0]);
+      return [...document.querySelectorAll('.job')].reverse().map(card => {
+        const result = card.querySelector('img.result'), preview = card.querySelector('img.preview');
+        const text = card.querySelector('.text');
+        return [card.dataset.id, card.dataset.state, card.querySelector('.place').textContent,
+          Number(card.querySelector('progress').value),
+          !!result && result.complete && result.naturalWidth > 0,
+          preview ? preview.getAttribute('src') || '' : '', text ? text.textContent : ''];
+      });
     """
     return driver.execute_script(script)
 
@@ -84,8 +89,11 @@ def main():
         debug("release")
         # The running job's progress bar moves.
         watch(lambda c: 0 < c[0][3] < 1)
-        first_progress = cards(driver)[0][3]
+        first_progress, first_preview = cards(driver)[0][3], cards(driver)[0][5]
         watch(lambda c: c[0][3] > first_progress or c[0][1] == "finished")
+        # The preview travels through the queue's stream: a newer step's picture replaced the first one.
+        assert "step=" in first_preview, first_preview
+        watch(lambda c: c[0][5] != first_preview and "step=" in c[0][5])
         # When the first finishes, the third moves up to 1st in line; cancel it from the page then.
         # The second job is held while the third is cancelled, so that it cannot finish first.
         watch(lambda c: c[2][2].startswith("1st in line"))
@@ -96,15 +104,37 @@ def main():
         # Two images load: the first and the second job's.
         watch(lambda c: c[0][4] and c[1][4])
         assert not cards(driver)[2][4], "the cancelled job has no image"
+
+        # A chat call in the same GPU group: its text grows on the page as the tokens come. The GPU is held
+        # once some text shows, so the test sees a partial text before the whole one.
+        chat = driver.find_element(By.CSS_SELECTOR, "#chat input[name=prompt]")
+        chat.clear()
+        chat.send_keys("tell me of foxes")
+        tokens = driver.find_element(By.CSS_SELECTOR, "#chat input[name=tokens]")
+        tokens.clear()
+        tokens.send_keys("200")
+        driver.find_element(By.CSS_SELECTOR, "#chat button").click()
+        watch(lambda c: len(c) == 4 and len(c[3][6]) > 0)
+        debug("hold")
+        watch(lambda c: c[3][1] == "running")
+        partial = cards(driver)[3][6]
+        debug("release")
+        watch(lambda c: c[3][1] == "finished" and c[3][2].startswith("done"))
+        whole = cards(driver)[3][6]
+        assert whole.startswith(partial) and len(whole) > len(partial), (partial, whole)
+        assert whole.startswith('About "tell me of foxes":'), whole
         driver.save_screenshot(SCREENSHOT)
 
-        # Reload: the page finds its jobs again by id.
+        # Reload: the page finds its jobs again by id, and the chat its whole text.
         driver.get(BASE + "/")
-        WebDriverWait(driver, BOUND).until(lambda d: len(cards(d)) == 3 and all(c[1] == "finished" for c in cards(d)))
+        WebDriverWait(driver, BOUND).until(lambda d: len(cards(d)) == 4 and all(c[1] == "finished" for c in cards(d)))
+        WebDriverWait(driver, BOUND).until(lambda d: cards(d)[3][6] == whole)
         states = [card[2] for card in cards(driver)]
         assert states[2] == "cancelled" and states[0].startswith("done") and states[1].startswith("done"), states
         print("seen:", {index: texts for index, texts in seen.items()})
-        print("browser test passed: 3 jobs, places changed as jobs finished, one cancelled, two images")
+        print(f"chat: {len(partial)} characters while running, then {len(whole)}")
+        print("browser test passed: 3 jobs, places changed as jobs finished, previews changed, one cancelled, "
+              "two images, a chat whose text grew, all found again after a reload")
     finally:
         driver.quit()
 

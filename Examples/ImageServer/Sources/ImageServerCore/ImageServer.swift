@@ -1,15 +1,28 @@
 import CallQueue
 import Foundation
 import Hummingbird
+import Synchronization
 
 /// The example image server: a "gpu" group of `slots` simulated GPUs and an unlimited "cpu" group, routes
-/// for jobs, their events, results and previews, the queue, and the web page.
+/// for image jobs and chat calls (which share the GPUs), their events (statuses, tokens and previews),
+/// results and previews, the queue, and the web page.
 public struct ImageServer: Sendable {
     public let options: ServerOptions
     public let queue: CallQueue
     public let gpu: SimulatedGPU
+    public let chat: SimulatedChat
+    /// Event streams open now.
+    let streams = StreamCount()
+
+    /// The number of event streams open now.
+    public var openEventStreams: Int { streams.count }
 
     public init(options: ServerOptions) throws {
+        try self.init(options: options, beforeToken: nil)
+    }
+
+    /// A server whose chat calls await `beforeToken` before each token, after the server's own hold.
+    init(options: ServerOptions, beforeToken: (@Sendable (Int) async throws -> Void)?) throws {
         self.options = options
         queue = try CallQueue(
             configuration: .init(
@@ -24,7 +37,12 @@ public struct ImageServer: Sendable {
                 positionUpdateInterval: options.positionUpdateInterval,
                 positionUpdateFraction: options.positionUpdateFraction
             ))
-        gpu = SimulatedGPU(stepDuration: options.stepDuration, keptPreviews: options.history)
+        let gpu = SimulatedGPU(stepDuration: options.stepDuration)
+        self.gpu = gpu
+        chat = SimulatedChat(tokenDuration: options.tokenDuration) { index in
+            try await gpu.waitWhileHeld()
+            try await beforeToken?(index)
+        }
     }
 
     /// The application, bound to the options' host and port.
@@ -42,6 +60,8 @@ public struct ImageServer: Sendable {
         let router = Router()
         let queue = queue
         let gpu = gpu
+        let chat = chat
+        let streams = streams
         let heartbeat = options.heartbeat
 
         router.get("/") { _, _ in try Self.page() }
@@ -61,8 +81,7 @@ public struct ImageServer: Sendable {
             }
             do {
                 let handle = try queue.submit(group: "gpu") { context in
-                    defer { gpu.jobEnded(context.taskID) }
-                    return try await gpu.generate(
+                    try await gpu.generate(
                         prompt: job.prompt, steps: job.steps, seed: job.seed, stepDuration: job.stepDuration,
                         context: context)
                 }
@@ -79,13 +98,41 @@ public struct ImageServer: Sendable {
             return try Self.found(id) { try Self.json(try queue.status(of: id)) }
         }
 
-        // Server-sent events: every status change until the job ends, a heartbeat comment while idle. A client
-        // that goes away ends its stream, never its job.
-        router.get("jobs/:id/events") { _, context -> Response in
-            let id = try Self.taskID(context)
-            let updates: TaskUpdates
+        // A chat call: the simulated text model runs in the same "gpu" group and emits its tokens as they come.
+        router.post("chat") { request, _ -> Response in
+            let body = try await request.body.collect(upTo: 64 * 1024)
+            let call: (prompt: String, tokens: Int, seed: UInt64)
             do {
-                updates = try queue.updates(of: id)
+                call = try JSONDecoder().decode(ChatRequest.self, from: Data(buffer: body)).validated()
+            } catch let error as BadRequest {
+                return try Self.error(.badRequest, code: "badRequest", message: error.message)
+            } catch {
+                return try Self.error(
+                    .badRequest, code: "badRequest",
+                    message: "the body must be JSON like {\"prompt\": \"tell me of foxes\", \"tokens\": 60}")
+            }
+            do {
+                let handle = try queue.submit(group: "gpu") { context in
+                    try await chat.generate(prompt: call.prompt, tokens: call.tokens, seed: call.seed, context: context)
+                }
+                return try Self.json(["task_id": handle.id.rawValue], status: .accepted)
+            } catch let error as CallQueueError {
+                let status: HTTPResponse.Status =
+                    error.code == .queueFull || error.code == .waitTooLong ? .serviceUnavailable : .badRequest
+                return try Self.json(["error": error], status: status)
+            }
+        }
+
+        // Server-sent events: every status change until the job ends, each token of a chat call as it comes
+        // (with its index as the event's id), a note when a newer preview exists, and a heartbeat comment
+        // while idle. A client that reconnects with Last-Event-ID resumes after that token. A client that
+        // goes away ends its stream, never its job.
+        router.get("jobs/:id/events") { request, context -> Response in
+            let id = try Self.taskID(context)
+            let lastEventID = Self.lastEventID(request)
+            let outputs: TaskOutputs<Preview, String>
+            do {
+                outputs = try queue.outputs(of: id, latest: Preview.self, chunks: String.self, after: lastEventID)
             } catch let error as CallQueueError where error.code == .unknownTask {
                 return try Self.error(.notFound, code: "unknownTask", message: error.message)
             }
@@ -93,14 +140,12 @@ public struct ImageServer: Sendable {
                 status: .ok,
                 headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
                 body: ResponseBody { writer in
+                    streams.add(1)
+                    defer { streams.add(-1) }
                     let (events, sink) = AsyncStream.makeStream(of: String.self)
                     try await withThrowingTaskGroup(of: Void.self) { group in
                         group.addTask {
-                            let encoder = JSONEncoder()
-                            for await status in updates {
-                                let data = String(decoding: try encoder.encode(status), as: UTF8.self)
-                                sink.yield("event: status\ndata: \(data)\n\n")
-                            }
+                            for await update in outputs { sink.yield(try Self.events(of: update)) }
                             sink.finish()
                         }
                         group.addTask {
@@ -131,16 +176,19 @@ public struct ImageServer: Sendable {
                 guard status.state.finished?.outcome == .succeeded else {
                     return try Self.json(["status": status], status: .conflict)
                 }
-                guard let png = queue.result(of: id) as? [UInt8] else {
-                    return try Self.error(.gone, code: "forgotten", message: "the image of '\(id)' is no longer kept")
+                switch queue.result(of: id) {
+                case let png as [UInt8]: return Self.png(png)
+                case let text as String: return try Self.json(["text": text])
+                default:
+                    return try Self.error(.gone, code: "forgotten", message: "the result of '\(id)' is no longer kept")
                 }
-                return Self.png(png)
             }
         }
 
         router.get("jobs/:id/preview") { _, context -> Response in
             let id = try Self.taskID(context)
-            guard let png = gpu.preview(of: id) else {
+            // The job's latest partial output, from the queue: while it runs, and after it finished.
+            guard let png = queue.latestOutput(of: id, as: Preview.self)?.png else {
                 return try Self.error(.notFound, code: "noPreview", message: "no preview of '\(id)' yet")
             }
             return Self.png(png)
@@ -181,6 +229,17 @@ public struct ImageServer: Sendable {
         return router
     }
 
+    /// A count of open event streams.
+    final class StreamCount: Sendable {
+        private let value = Mutex(0)
+
+        var count: Int { value.withLock { $0 } }
+
+        func add(_ delta: Int) {
+            value.withLock { $0 += delta }
+        }
+    }
+
     struct BodyStats: Encodable {
         var most: Int
         var spans: [SimulatedGPU.Span]
@@ -192,6 +251,34 @@ public struct ImageServer: Sendable {
     }
 
     // MARK: Responses
+
+    /// The `Last-Event-ID` an `EventSource` sends when it reconnects: the index of the last token it got.
+    static func lastEventID(_ request: Request) -> Int? {
+        request.headers.first { $0.name.canonicalName == "last-event-id" }.flatMap { Int($0.value) }
+    }
+
+    /// The server-sent events of one update: its tokens first (each with its index as the event's id), a
+    /// note of tokens the client missed, a preview note, then the status. A preview's picture is fetched from
+    /// `/jobs/:id/preview` by the page, not sent to every reader.
+    static func events(of update: TaskOutputUpdate<Preview, String>) throws -> String {
+        let encoder = JSONEncoder()
+        var text = ""
+        if update.missedChunks > 0 {
+            text += "event: missed\ndata: {\"count\":\(update.missedChunks)}\n\n"
+        }
+        for chunk in update.chunks {
+            let data = String(decoding: try encoder.encode(chunk.value), as: UTF8.self)
+            text += "id: \(chunk.index)\nevent: token\ndata: \(data)\n\n"
+        }
+        if let preview = update.latest {
+            text += "event: preview\ndata: {\"step\":\(preview.step)}\n\n"
+        }
+        if let status = update.status {
+            let data = String(decoding: try encoder.encode(status), as: UTF8.self)
+            text += "event: status\ndata: \(data)\n\n"
+        }
+        return text
+    }
 
     static func taskID(_ context: BasicRequestContext) throws -> TaskID {
         TaskID(try context.parameters.require("id"))

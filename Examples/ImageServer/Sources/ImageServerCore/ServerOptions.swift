@@ -9,6 +9,8 @@ public struct ServerOptions: Sendable {
     public var maxQueue = 100
     /// How long one step of the simulated model takes.
     public var stepDuration: Duration = .milliseconds(100)
+    /// How long the simulated text model takes per token (`POST /chat`).
+    public var tokenDuration: Duration = .milliseconds(30)
     /// Finished jobs (and their images) kept for `GET /jobs/:id` and `/result`.
     public var history = 256
     /// Server-sent-event heartbeat (a comment line) while a stream is idle.
@@ -22,7 +24,7 @@ public struct ServerOptions: Sendable {
 
     public init() {}
 
-    /// Parses `--host H --port N --slots N --max-queue N --step-ms N`.
+    /// Parses `--host H --port N --slots N --max-queue N --step-ms N --token-ms N --history N`.
     public static func parse(_ arguments: [String]) throws -> ServerOptions {
         var options = ServerOptions()
         var remaining = arguments[...]
@@ -45,6 +47,7 @@ public struct ServerOptions: Sendable {
             case "--slots": options.slots = try number(flag, in: 1...64)
             case "--max-queue": options.maxQueue = try number(flag, in: 0...1_000_000)
             case "--step-ms": options.stepDuration = .milliseconds(try number(flag, in: 0...60_000))
+            case "--token-ms": options.tokenDuration = .milliseconds(try number(flag, in: 0...60_000))
             case "--history": options.history = try number(flag, in: 0...1_000_000)
             case "--help", "-h": throw UsageError("")
             default: throw UsageError("unknown option '\(flag)'")
@@ -54,7 +57,8 @@ public struct ServerOptions: Sendable {
     }
 
     public static let usage = """
-        usage: ImageServer [--host 127.0.0.1] [--port 8080] [--slots 1] [--max-queue 100] [--step-ms 100] [--history 256]
+        usage: ImageServer [--host 127.0.0.1] [--port 8080] [--slots 1] [--max-queue 100] [--step-ms 100] [--token-ms 30]
+            [--history 256]
         """
 }
 

@@ -1,6 +1,15 @@
 import CallQueue
 import Synchronization
 
+/// A job's newest preview: its latest partial output, kept by the queue while the job runs and in its history
+/// after it finished. Readers of the job's events hear of each new one.
+public struct Preview: PartialOutput, Codable {
+    public var step: Int
+    public var png: [UInt8]
+
+    public var outputByteCount: Int { png.count + 8 }
+}
+
 /// What a client asks for in `POST /jobs`.
 public struct JobRequest: Codable, Sendable {
     public var prompt: String
@@ -49,16 +58,14 @@ extension String {
     }
 }
 
-/// The simulated model: `steps` steps of `stepDuration`, progress per step, a preview per step, cancellation
-/// honoured between steps, and a PNG at the end. It counts the bodies running at once, so tests can check
+/// The simulated model: `steps` steps of `stepDuration`, progress per step, a preview per step emitted through
+/// the queue (the call's latest partial output), cancellation honoured between steps, and a PNG at the end. It counts the bodies running at once, so tests can check
 /// the limit from inside.
 public final class SimulatedGPU: Sendable {
     public static let imageSize = 256
     public static let previewSize = 64
 
     let stepDuration: Duration
-    private let previews = Mutex<(images: [TaskID: [UInt8]], finished: [TaskID])>(([:], []))
-    private let keptPreviews: Int
     private let bodies = Mutex<(running: Int, most: Int, spans: [Span])>((0, 0, []))
     private let origin = ContinuousClock.now
     /// Rendered pictures by (prompt, seed, size, step, steps): the same request draws the same picture, and
@@ -82,9 +89,8 @@ public final class SimulatedGPU: Sendable {
         public var end: Double
     }
 
-    public init(stepDuration: Duration, keptPreviews: Int = 256) {
+    public init(stepDuration: Duration) {
         self.stepDuration = stepDuration
-        self.keptPreviews = keptPreviews
     }
 
     /// The most bodies that ever ran at once.
@@ -101,21 +107,6 @@ public final class SimulatedGPU: Sendable {
         }
     }
 
-    /// The newest preview of a job, while it runs or after it finished (until forgotten).
-    public func preview(of id: TaskID) -> [UInt8]? {
-        previews.withLock { $0.images[id] }
-    }
-
-    /// A job ended: its last preview stays for the last `keptPreviews` jobs.
-    func jobEnded(_ id: TaskID) {
-        previews.withLock { state in
-            state.finished.append(id)
-            if state.finished.count > keptPreviews {
-                state.images[state.finished.removeFirst()] = nil
-            }
-        }
-    }
-
     /// While set, every running job waits before its next step (`POST /debug/hold`): tests watch places and
     /// cancel without racing the simulated GPU.
     private let holding = Mutex(false)
@@ -123,6 +114,11 @@ public final class SimulatedGPU: Sendable {
     /// Holds or releases every running job between steps.
     public func hold(_ on: Bool) {
         holding.withLock { $0 = on }
+    }
+
+    /// Returns once the jobs are not held (`POST /debug/release`); throws when the call is cancelled.
+    func waitWhileHeld() async throws {
+        while holding.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(10)) }
     }
 
     /// The job's body: runs in a slot of the "gpu" group.
@@ -146,10 +142,10 @@ public final class SimulatedGPU: Sendable {
         let painter = Painter(prompt: prompt, seed: seed)
         for step in 1...steps {
             try Task.checkCancellation()
-            while holding.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(10)) }
+            try await waitWhileHeld()
             if stepDuration > .zero { try await Task.sleep(for: stepDuration) }
             let preview = picture(painter, size: Self.previewSize, step: step, of: steps)
-            previews.withLock { $0.images[context.taskID] = preview }
+            context.emitLatest(Preview(step: step, png: preview))
             context.report(completed: step, of: steps, step: "step \(step) of \(steps)")
         }
         return picture(painter, size: Self.imageSize, step: steps, of: steps)

@@ -1,7 +1,9 @@
 import CallQueue
 import Foundation
+import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import Synchronization
 import XCTest
 
 @testable import ImageServerCore
@@ -13,6 +15,7 @@ final class ImageServerTests: XCTestCase {
         options.slots = slots
         options.maxQueue = maxQueue
         options.stepDuration = step
+        options.tokenDuration = .zero
         options.port = 0
         options.positionUpdateInterval = .zero
         return try ImageServer(options: options)
@@ -114,7 +117,7 @@ final class ImageServerTests: XCTestCase {
     }
 
     /// Over a real socket: the event stream's framing, its end after the finished status, and a client that
-    /// comes back by id after the job ended gets the final status.
+    /// comes back by id after the job ended gets the final status and the last preview's note.
     func testEventStreamFramingEndAndReconnectByID() async throws {
         let server = try makeServer(step: .milliseconds(1))
         try await application(server).test(.live) { client in
@@ -122,26 +125,94 @@ final class ImageServerTests: XCTestCase {
             let events = try await client.execute(uri: "/jobs/\(id)/events", method: .get)
             XCTAssertEqual(events.status, .ok)
             XCTAssertEqual(events.headers[.contentType], "text/event-stream")
-            let text = String(buffer: events.body)
-            let frames = text.components(separatedBy: "\n\n").filter { !$0.isEmpty }
+            let frames = parseEvents(String(buffer: events.body))
             XCTAssertFalse(frames.isEmpty)
             var versions: [UInt64] = []
+            var previewSteps: [Int] = []
             for frame in frames {
-                let lines = frame.components(separatedBy: "\n")
-                XCTAssertEqual(lines.first, "event: status", frame)
-                let data = try XCTUnwrap(lines.last?.dropFirst("data: ".count))
-                let status = try JSONDecoder().decode(TaskStatus.self, from: Data(data.utf8))
-                versions.append(status.version)
+                switch frame.event {
+                case "status":
+                    versions.append(try JSONDecoder().decode(TaskStatus.self, from: Data(frame.data.utf8)).version)
+                case "preview":
+                    let note = try JSONDecoder().decode([String: Int].self, from: Data(frame.data.utf8))
+                    previewSteps.append(try XCTUnwrap(note["step"]))
+                default: XCTFail("an image job sends statuses and preview notes, not \(frame)")
+                }
             }
             XCTAssertEqual(versions, versions.sorted(), "never backwards")
+            XCTAssertEqual(previewSteps, previewSteps.sorted(), "previews never go backwards")
+            XCTAssertEqual(previewSteps.last, 3, "the last preview is the last step's")
             let last = try XCTUnwrap(frames.last)
-            XCTAssertTrue(last.contains(#""state":"finished""#), last)
+            XCTAssertEqual(last.event, "status")
+            XCTAssertTrue(last.data.contains(#""state":"finished""#), last.data)
 
             let again = try await client.execute(uri: "/jobs/\(id)/events", method: .get)
-            let replay = String(buffer: again.body).components(separatedBy: "\n\n").filter { !$0.isEmpty }
-            XCTAssertEqual(replay.count, 1)
-            XCTAssertTrue(replay[0].contains(#""outcome":"succeeded""#))
+            let replay = parseEvents(String(buffer: again.body))
+            XCTAssertEqual(replay.map(\.event), ["preview", "status"])
+            XCTAssertTrue(replay[1].data.contains(#""outcome":"succeeded""#))
         }
+    }
+
+    /// A chat call streams its tokens as server-sent events, each with its index as the event's id, in order,
+    /// before the finished status; they add up to the call's result.
+    func testChatStreamsEveryTokenInOrderThenTheResult() async throws {
+        let server = try makeServer(step: .seconds(3600))
+        try await application(server).test(.router) { client in
+            // An image job holds the one GPU, so the chat waits in line until the stream is open.
+            let holder = try taskID(try await submit(client, #"{"prompt": "holds the GPU"}"#))
+            let chat = try taskID(try await post(client, "/chat", #"{"prompt": "tell me of foxes", "tokens": 40}"#))
+            XCTAssertEqual(try server.queue.status(of: chat).state.queued?.position, 0)
+            let stream = Task { try await client.execute(uri: "/jobs/\(chat)/events", method: .get) }
+            await waitUntilTrue { server.openEventStreams == 1 }
+            try await client.execute(uri: "/jobs/\(holder)", method: .delete)
+            let frames = parseEvents(String(buffer: try await stream.value.body))
+            let tokens = frames.filter { $0.event == "token" }
+            XCTAssertEqual(tokens.map(\.id), (0..<40).map { String($0) })
+            let text = try tokens.map { try JSONDecoder().decode(String.self, from: Data($0.data.utf8)) }.joined()
+            XCTAssertEqual(frames.first?.event, "status", "queued first")
+            XCTAssertEqual(frames.last?.event, "status")
+            XCTAssertTrue(frames.last?.data.contains(#""outcome":"succeeded""#) ?? false)
+            XCTAssertFalse(frames.contains { $0.event == "missed" })
+            let result = try await client.execute(uri: "/jobs/\(chat)/result", method: .get)
+            let answer = try JSONDecoder().decode([String: String].self, from: Data(buffer: result.body))
+            XCTAssertEqual(answer["text"], text)
+            XCTAssertTrue(text.hasPrefix("About \"tell me of foxes\":"), text)
+        }
+    }
+
+    /// A client that reconnects with Last-Event-ID gets the tokens after that one, none twice, none lost.
+    func testAReconnectWithLastEventIDResumesAfterThatToken() async throws {
+        let atTen = GateAt(10)
+        var options = ServerOptions()
+        options.positionUpdateInterval = .zero
+        options.tokenDuration = .zero
+        let server = try ImageServer(options: options) { await atTen.pass($0) }
+        try await application(server).test(.router) { client in
+            let chat = try taskID(try await post(client, "/chat", #"{"prompt": "resume me", "tokens": 30}"#))
+            await atTen.reached.wait()  // tokens 0 to 9 were emitted; the call waits before token 10
+            let stream = Task {
+                try await client.execute(
+                    uri: "/jobs/\(chat)/events", method: .get, headers: [HTTPField.Name("Last-Event-ID")!: "4"])
+            }
+            await waitUntilTrue { server.openEventStreams == 1 }
+            atTen.open.open()
+            let frames = parseEvents(String(buffer: try await stream.value.body))
+            XCTAssertEqual(frames.filter { $0.event == "token" }.map(\.id), (5..<30).map { String($0) })
+            XCTAssertFalse(frames.contains { $0.event == "missed" })
+        }
+    }
+
+    func testBadChatBodiesAre400() async throws {
+        let server = try makeServer()
+        try await application(server).test(.router) { client in
+            for body in [
+                "[]", #"{"prompt": ""}"#, #"{"prompt": "x", "tokens": 0}"#, #"{"prompt": "x", "tokens": 5000}"#,
+            ] {
+                let response = try await post(client, "/chat", body)
+                XCTAssertEqual(response.status, .badRequest, body)
+            }
+        }
+        XCTAssertTrue(server.queue.liveTasks.isEmpty)
     }
 
     /// Many jobs on two slots: never more than two bodies at once (counted inside the body), every job ends.
@@ -193,4 +264,71 @@ func waitForEnd(_ server: ImageServer, _ id: TaskID) async throws -> TaskStatus?
     var last: TaskStatus?
     for await status in try server.queue.updates(of: id) { last = status }
     return last
+}
+
+func post(_ client: some TestClientProtocol, _ path: String, _ json: String) async throws -> TestResponse {
+    try await client.execute(
+        uri: path, method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: json))
+}
+
+/// The events of a server-sent-event stream: (event, id, data), comments left out.
+func parseEvents(_ text: String) -> [(event: String, id: String?, data: String)] {
+    text.components(separatedBy: "\n\n").compactMap { frame in
+        var event = "message"
+        var id: String?
+        var data: [String] = []
+        for line in frame.components(separatedBy: "\n") {
+            if line.hasPrefix("event: ") { event = String(line.dropFirst(7)) }
+            if line.hasPrefix("id: ") { id = String(line.dropFirst(4)) }
+            if line.hasPrefix("data: ") { data.append(String(line.dropFirst(6))) }
+        }
+        return data.isEmpty ? nil : (event, id, data.joined(separator: "\n"))
+    }
+}
+
+/// Waits, yielding, until `condition` holds.
+func waitUntilTrue(_ condition: @Sendable () -> Bool) async {
+    while !condition() { try? await Task.sleep(for: .milliseconds(1)) }
+}
+
+/// Holds the chat before token `index`: `reached` opens when it gets there, and it goes on once `open` opens.
+final class GateAt: Sendable {
+    let index: Int
+    let reached = OpenOnce()
+    let open = OpenOnce()
+
+    init(_ index: Int) {
+        self.index = index
+    }
+
+    func pass(_ token: Int) async {
+        guard token == index else { return }
+        reached.open()
+        await open.wait()
+    }
+}
+
+/// A one-way gate.
+final class OpenOnce: Sendable {
+    private let state = Mutex<(isOpen: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func open() {
+        let waiters = state.withLock { state in
+            state.isOpen = true
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    func wait() async {
+        await withCheckedContinuation { continuation in
+            let resumeNow = state.withLock { state in
+                if state.isOpen { return true }
+                state.waiters.append(continuation)
+                return false
+            }
+            if resumeNow { continuation.resume() }
+        }
+    }
 }
