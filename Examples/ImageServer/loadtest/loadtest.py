@@ -7,7 +7,9 @@ runs every workload --runs times against each, and prints a markdown table of me
 idle round trip; N jobs of 10 ms queued behind a 3 s job (overhead per job, gaps between one body's end and
 the next one's start, messages per client); cancel of a running job on one slot (most bodies running at
 once); N clients each holding an event stream (total time, server CPU seconds, peak RSS, messages), on plain
-asyncio connections, stopped after --limit-s with its unfinished clients counted.
+asyncio connections, stopped after --limit-s with its unfinished clients counted; S2 (--chat 1000x200): that
+many clients each following a chat call of that many tokens on one slot, every call queued behind a 3 s job
+(server CPU per token received, messages and tokens per client).
 """
 import argparse
 import asyncio
@@ -151,7 +153,7 @@ class SwiftServer:
         self.base = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
             [binary, "--port", str(self.port), "--slots", str(slots), "--max-queue", "1000000", "--step-ms", "10",
-             "--history", "100000"],
+             "--token-ms", "0", "--history", "100000"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     async def submit(self, client, steps, step_ms):
@@ -168,6 +170,8 @@ class SwiftServer:
                 async with client.stream("GET", f"{self.base}/jobs/{job}/events") as response:
                     async for event, data in sse_events(response):
                         messages += 1
+                        if event != "status":
+                            continue  # a preview note
                         status = json.loads(data)
                         if status["state"] == "running" and started is not None and not started.done():
                             started.set_result(True)
@@ -187,11 +191,28 @@ class SwiftServer:
             body = {"prompt": "load", "steps": 1, "seed": 1, "step_ms": 10}
             job = (await connection.json("POST", "/jobs", body))["task_id"]
             messages = 0
-            async for _, data in connection.events(f"/jobs/{job}/events"):
+            async for event, data in connection.events(f"/jobs/{job}/events"):
                 messages += 1
-                if json.loads(data)["state"] == "finished":
+                if event == "status" and json.loads(data)["state"] == "finished":
                     return messages
             raise RuntimeError(f"the event stream of {job} ended before the job")
+        finally:
+            connection.close()
+
+    async def chat_client(self, tokens):
+        """S2's user: submits a chat call and follows its tokens until it ends, on one connection; answers
+        (messages, tokens received)."""
+        connection = await Connection.open(self.port)
+        try:
+            job = (await connection.json("POST", "/chat", {"prompt": "load", "tokens": tokens}))["task_id"]
+            messages = received = 0
+            async for event, data in connection.events(f"/jobs/{job}/events"):
+                messages += 1
+                if event == "token":
+                    received += 1
+                elif event == "status" and json.loads(data)["state"] == "finished":
+                    return messages, received
+            raise RuntimeError(f"the event stream of {job} ended before the call")
         finally:
             connection.close()
 
@@ -268,6 +289,29 @@ class GradioServer:
                 if kind in ("close_stream", "unexpected_error"):
                     break
             raise RuntimeError(f"the stream of session {session} ended before its job; its last message: {last}")
+        finally:
+            connection.close()
+
+    async def chat_client(self, tokens):
+        connection = await Connection.open(self.port)
+        try:
+            session = uuid.uuid4().hex
+            body = {"data": [tokens, 0], "fn_index": self.fn["chat"], "session_hash": session,
+                    "event_data": None, "trigger_id": None}
+            await connection.json("POST", "/gradio_api/queue/join", body)
+            messages = received = 0
+            async for _, data in connection.events(f"/gradio_api/queue/data?session_hash={session}"):
+                kind = json.loads(data).get("msg")
+                if kind == "heartbeat":
+                    continue
+                messages += 1
+                if kind == "process_generating":
+                    received += 1
+                if kind == "process_completed":
+                    return messages, received
+                if kind in ("close_stream", "unexpected_error"):
+                    break
+            raise RuntimeError(f"the stream of session {session} ended before its call")
         finally:
             connection.close()
 
@@ -386,7 +430,38 @@ async def many_clients(server, client, count, limit_s):
     }
 
 
-async def measure(server, runs, clients, backlogs, client_runs, limit_s):
+async def chat_clients(server, client, count, tokens, limit_s):
+    """S2: `count` clients each submit a chat call of `tokens` tokens (0 ms each) on one slot, queued behind
+    a 3 s gate so that every client follows its call from the start, and read every token over SSE."""
+    pid = server.process.pid
+    Connection.connects = asyncio.Semaphore(256)
+    started = asyncio.get_running_loop().create_future()
+    gate = await server.submit(client, 1, int(GATE_S * 1000))
+    gate_follow = asyncio.create_task(server.follow(client, gate, started))
+    await started
+    cpu_before = proc_cpu_seconds(pid)
+    start = time.perf_counter()
+    calls = [asyncio.create_task(server.chat_client(tokens)) for _ in range(count)]
+    done, pending = await asyncio.wait(calls, timeout=limit_s)
+    total, cpu = time.perf_counter() - start, proc_cpu_seconds(pid) - cpu_before
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    await gate_follow
+    finished = [task.result() for task in done if task.exception() is None]
+    received = sum(tokens for _, tokens in finished)
+    return {
+        f"S2 {count} chat clients x {tokens} tokens: failed or unfinished": count - len(finished),
+        f"S2 {count} chat clients x {tokens} tokens: total s": total,
+        f"S2 {count} chat clients x {tokens} tokens: server CPU us per token": cpu * 1e6 / max(1, received),
+        f"S2 {count} chat clients x {tokens} tokens: messages per client":
+            statistics.mean(m for m, _ in finished) if finished else 0,
+        f"S2 {count} chat clients x {tokens} tokens: tokens per client":
+            statistics.mean(t for _, t in finished) if finished else 0,
+    }
+
+
+async def measure(server, runs, clients, backlogs, client_runs, limit_s, chat=(0, 0)):
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
     async with httpx.AsyncClient(timeout=httpx.Timeout(None), limits=limits) as client:
         await wait_ready(server, client)
@@ -405,6 +480,9 @@ async def measure(server, runs, clients, backlogs, client_runs, limit_s):
                 figures.update(await backlog(server, client, count))
             figures.update(await cancel_running(server, client))
             record(f"run {run + 1}", figures)
+        chat_count, chat_tokens = chat
+        for run in range(client_runs if chat_count else 0):
+            record(f"S2, run {run + 1}", await chat_clients(server, client, chat_count, chat_tokens, limit_s))
         # Last: a workload stopped at its limit may leave jobs queued on the server.
         for run in range(client_runs):
             for count in clients:
@@ -421,6 +499,8 @@ def main():
     parser.add_argument("--gradio-clients", default="1000")
     parser.add_argument("--backlogs", default="50,200")
     parser.add_argument("--skip-gradio", action="store_true")
+    parser.add_argument("--chat", default="1000x200",
+                        help="S2: CLIENTSxTOKENS chat calls followed over SSE; 0x0 skips it")
     parser.add_argument("--client-runs", type=int, default=1,
                         help="runs of the many-clients workloads (Gradio takes minutes for 1,000 clients)")
     parser.add_argument("--limit-s", type=float, default=600,
@@ -429,6 +509,7 @@ def main():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     backlogs = [int(n) for n in arguments.backlogs.split(",") if n]
+    chat = tuple(int(n) for n in arguments.chat.split("x"))
     results = {}
     servers = [(SwiftServer(arguments.swift, 1), [int(n) for n in arguments.clients.split(",") if n])]
     if not arguments.skip_gradio:
@@ -436,7 +517,7 @@ def main():
     try:
         for server, clients in servers:
             results[server.name] = asyncio.run(
-                measure(server, arguments.runs, clients, backlogs, arguments.client_runs, arguments.limit_s))
+                measure(server, arguments.runs, clients, backlogs, arguments.client_runs, arguments.limit_s, chat))
     finally:
         for server, _ in servers:
             server.process.terminate()

@@ -79,6 +79,7 @@ extension LifecycleState {
     /// The latest value a live or remembered task emitted.
     func latestOutput(of id: TaskID) -> (any PartialOutput)? {
         if let task = tasks[id] { return task.outputs?.latest }
-        return finishedLatest[id]
+        // Kept no longer than the task's status: a task forgotten by the history has no preview either.
+        return finished[id] != nil ? finishedLatest[id] : nil
     }
 }

@@ -93,6 +93,16 @@ final class PartialOutputTests: XCTestCase {
         XCTAssertEqual(late.first?.status?.state.finished?.outcome, .succeeded)
     }
 
+    /// A finished task's last latest value is kept exactly as long as its status.
+    func testTheLatestValueIsForgottenWithTheStatus() async throws {
+        let queue = try CallQueue(configuration: .init(finishedTaskHistory: 1))
+        try await queue.runGPUCall(id: "task(first)") { context in _ = context.emitLatest("first") }
+        try await queue.runGPUCall(id: "task(plain)") { _ in }
+        XCTAssertNil(queue.latestOutput(of: "task(first)", as: String.self), "its status is forgotten")
+        try await queue.runGPUCall(id: "task(second)") { context in _ = context.emitLatest("second") }
+        XCTAssertEqual(queue.latestOutput(of: "task(second)", as: String.self), "second")
+    }
+
     /// A reader that starts late gets the chunks still in the window and is told how many it missed; one that
     /// resumes after a chunk index (a `Last-Event-ID`) starts right after it, or at the window when that chunk
     /// is gone.

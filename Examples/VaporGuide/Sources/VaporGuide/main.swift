@@ -8,5 +8,6 @@ let app = try await Application.make(environment)
 app.storage[CallQueueKey.self] = try CallQueue(
     configuration: .init(groups: ["gpu": .init(limit: 1, maxQueueSize: 100)]))
 try routes(app)
+try streamingRoutes(app)
 try await app.execute()
 try await app.asyncShutdown()
