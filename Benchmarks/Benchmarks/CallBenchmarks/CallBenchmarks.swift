@@ -87,6 +87,7 @@ let benchmarks: @Sendable () -> Void = {
     registerSoakBenchmark()
     registerBatchingBenchmarks()
     registerFairShareBenchmarks()
+    registerStreamingBenchmarks()
     // C1's baselines, in the same binary: what a tracked call is measured against.
     Benchmark(
         "C1 baseline: bare child task created and awaited",

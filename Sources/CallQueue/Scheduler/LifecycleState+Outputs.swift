@@ -3,7 +3,7 @@
 extension LifecycleState {
     /// A running task's buffer, made on first use; `nil` when the task is not running.
     private mutating func runningOutputs(of id: TaskID) -> (LiveTask, OutputBuffer)? {
-        guard let task = tasks[id], case .running = task.phase else { return nil }
+        guard let task = tasks[id], task.isRunning else { return nil }
         return (task, outputs(of: task))
     }
 
@@ -18,8 +18,8 @@ extension LifecycleState {
     /// caller to release after the lock.
     mutating func emitChunk(
         _ value: any PartialOutput, bytes: Int, of id: TaskID, effects: inout Effects
-    ) -> (kept: Bool, dropped: [any PartialOutput]) {
-        guard let (_, buffer) = runningOutputs(of: id) else { return (false, [value]) }
+    ) -> (kept: Bool, dropped: OutputBuffer.Dropped) {
+        guard let (_, buffer) = runningOutputs(of: id) else { return (false, OutputBuffer.Dropped(value)) }
         let outcome = buffer.append(value, bytes: bytes)
         wakeOutputReaders(of: buffer, effects: &effects)
         return outcome
@@ -28,8 +28,8 @@ extension LifecycleState {
     /// Replaces a running task's latest value. Returns whether it is kept, and the values dropped.
     mutating func emitLatest(
         _ value: any PartialOutput, bytes: Int, of id: TaskID, effects: inout Effects
-    ) -> (kept: Bool, dropped: [any PartialOutput]) {
-        guard let (_, buffer) = runningOutputs(of: id) else { return (false, [value]) }
+    ) -> (kept: Bool, dropped: OutputBuffer.Dropped) {
+        guard let (_, buffer) = runningOutputs(of: id) else { return (false, OutputBuffer.Dropped(value)) }
         let outcome = buffer.setLatest(value, bytes: bytes)
         if outcome.kept { wakeOutputReaders(of: buffer, effects: &effects) }
         return outcome

@@ -65,7 +65,13 @@ struct LifecycleState {
         let group: ConcurrencyGroupID
         let control: TaskControl
         let queuedAt: ContinuousClock.Instant
-        var phase: Phase
+        var phase: Phase {
+            didSet {
+                if case .running = phase { isRunning = true } else { isRunning = false }
+            }
+        }
+        /// Whether ``phase`` is running, kept beside it: an emit checks it without copying the phase.
+        private(set) var isRunning = false
         /// Advances on every change of this task's own state (start, progress, finish).
         var version: UInt64 = 0
         var subscriptions: [ObjectIdentifier: UpdateSubscription] = [:]
@@ -83,6 +89,7 @@ struct LifecycleState {
             self.control = control
             self.queuedAt = queuedAt
             self.phase = phase
+            if case .running = phase { isRunning = true }
             self.fairnessKey = fairnessKey
         }
     }
