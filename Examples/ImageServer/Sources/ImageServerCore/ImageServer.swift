@@ -68,28 +68,12 @@ public struct ImageServer: Sendable {
 
         // Admit a job and answer its id at once: 202 {"task_id"}, 503 when the queue is full, 400 on a bad body.
         router.post("jobs") { request, _ -> Response in
-            let body = try await request.body.collect(upTo: 64 * 1024)
-            let job: (prompt: String, steps: Int, seed: UInt64, stepDuration: Duration?)
-            do {
-                job = try JSONDecoder().decode(JobRequest.self, from: Data(buffer: body)).validated()
-            } catch let error as BadRequest {
-                return try Self.error(.badRequest, code: "badRequest", message: error.message)
-            } catch {
-                return try Self.error(
-                    .badRequest, code: "badRequest",
-                    message: "the body must be JSON like {\"prompt\": \"a red fox\", \"steps\": 20, \"seed\": 1}")
-            }
-            do {
-                let handle = try queue.submit(group: "gpu") { context in
+            try await Self.admit(request, as: JobRequest.self) { job in
+                try queue.submit(group: "gpu") { context in
                     try await gpu.generate(
                         prompt: job.prompt, steps: job.steps, seed: job.seed, stepDuration: job.stepDuration,
                         context: context)
-                }
-                return try Self.json(["task_id": handle.id.rawValue], status: .accepted)
-            } catch let error as CallQueueError {
-                let status: HTTPResponse.Status =
-                    error.code == .queueFull || error.code == .waitTooLong ? .serviceUnavailable : .badRequest
-                return try Self.json(["error": error], status: status)
+                }.id
             }
         }
 
@@ -100,26 +84,10 @@ public struct ImageServer: Sendable {
 
         // A chat call: the simulated text model runs in the same "gpu" group and emits its tokens as they come.
         router.post("chat") { request, _ -> Response in
-            let body = try await request.body.collect(upTo: 64 * 1024)
-            let call: (prompt: String, tokens: Int, seed: UInt64)
-            do {
-                call = try JSONDecoder().decode(ChatRequest.self, from: Data(buffer: body)).validated()
-            } catch let error as BadRequest {
-                return try Self.error(.badRequest, code: "badRequest", message: error.message)
-            } catch {
-                return try Self.error(
-                    .badRequest, code: "badRequest",
-                    message: "the body must be JSON like {\"prompt\": \"tell me of foxes\", \"tokens\": 60}")
-            }
-            do {
-                let handle = try queue.submit(group: "gpu") { context in
+            try await Self.admit(request, as: ChatRequest.self) { call in
+                try queue.submit(group: "gpu") { context in
                     try await chat.generate(prompt: call.prompt, tokens: call.tokens, seed: call.seed, context: context)
-                }
-                return try Self.json(["task_id": handle.id.rawValue], status: .accepted)
-            } catch let error as CallQueueError {
-                let status: HTTPResponse.Status =
-                    error.code == .queueFull || error.code == .waitTooLong ? .serviceUnavailable : .badRequest
-                return try Self.json(["error": error], status: status)
+                }.id
             }
         }
 
@@ -251,6 +219,31 @@ public struct ImageServer: Sendable {
     }
 
     // MARK: Responses
+
+    /// Admits the call `submit` makes for a request's checked JSON body and answers its id at once: 202
+    /// {"task_id"}; 400 saying what is wrong with a bad body, with nothing registered; 503 when the queue is full
+    /// or the wait too long.
+    static func admit<Body: CheckedRequest>(
+        _ request: Request, as type: Body.Type, _ submit: (Body.Checked) throws -> TaskID
+    ) async throws -> Response {
+        let body = try await request.body.collect(upTo: 64 * 1024)
+        let checked: Body.Checked
+        do {
+            checked = try JSONDecoder().decode(Body.self, from: Data(buffer: body)).validated()
+        } catch let error as BadRequest {
+            return try Self.error(.badRequest, code: "badRequest", message: error.message)
+        } catch {
+            let message = "the body must be JSON like \(Body.example)"
+            return try Self.error(.badRequest, code: "badRequest", message: message)
+        }
+        do {
+            return try Self.json(["task_id": try submit(checked).rawValue], status: .accepted)
+        } catch let error as CallQueueError {
+            let status: HTTPResponse.Status =
+                error.code == .queueFull || error.code == .waitTooLong ? .serviceUnavailable : .badRequest
+            return try Self.json(["error": error], status: status)
+        }
+    }
 
     /// The `Last-Event-ID` an `EventSource` sends when it reconnects: the index of the last token it got.
     static func lastEventID(_ request: Request) -> Int? {

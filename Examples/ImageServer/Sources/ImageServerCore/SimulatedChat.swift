@@ -1,21 +1,18 @@
 import CallQueue
 
 /// What a client asks for in `POST /chat`.
-public struct ChatRequest: Codable, Sendable {
+public struct ChatRequest: Codable, Sendable, CheckedRequest {
     public var prompt: String
     /// How many tokens to generate (default 60).
     public var tokens: Int?
     public var seed: UInt64?
 
     public static let tokenRange = 1...1_000
+    static let example = #"{"prompt": "tell me of foxes", "tokens": 60}"#
 
     /// The request with defaults filled in, or a message saying what is wrong.
     func validated() throws(BadRequest) -> (prompt: String, tokens: Int, seed: UInt64) {
-        let prompt = prompt.trimmingCharacters()
-        guard !prompt.isEmpty else { throw BadRequest("'prompt' must not be empty") }
-        guard prompt.count <= JobRequest.maxPromptLength else {
-            throw BadRequest("'prompt' is longer than \(JobRequest.maxPromptLength) characters")
-        }
+        let prompt = try JobRequest.checked(prompt: prompt)
         let tokens = tokens ?? 60
         guard Self.tokenRange.contains(tokens) else {
             throw BadRequest(

@@ -10,8 +10,17 @@ public struct Preview: PartialOutput, Codable {
     public var outputByteCount: Int { png.count + 8 }
 }
 
+/// A request's JSON body, checked before anything is registered.
+protocol CheckedRequest: Decodable {
+    associatedtype Checked
+    /// A good body, for the 400 that answers one that is not JSON of this shape.
+    static var example: String { get }
+    /// The request with defaults filled in, or a message saying what is wrong.
+    func validated() throws(BadRequest) -> Checked
+}
+
 /// What a client asks for in `POST /jobs`.
-public struct JobRequest: Codable, Sendable {
+public struct JobRequest: Codable, Sendable, CheckedRequest {
     public var prompt: String
     public var steps: Int?
     public var seed: UInt64?
@@ -24,17 +33,25 @@ public struct JobRequest: Codable, Sendable {
         case stepMilliseconds = "step_ms"
     }
 
+    static let example = #"{"prompt": "a red fox", "steps": 20, "seed": 1}"#
     public static let maxPromptLength = 1_000
     public static let stepRange = 1...150
     public static let stepMillisecondsRange = 0...60_000
 
-    /// The request with defaults filled in, or a message saying what is wrong.
-    func validated() throws(BadRequest) -> (prompt: String, steps: Int, seed: UInt64, stepDuration: Duration?) {
+    /// A prompt without its surrounding spaces, or a message saying what is wrong: the jobs' and the chat
+    /// calls' rule.
+    static func checked(prompt: String) throws(BadRequest) -> String {
         let prompt = prompt.trimmingCharacters()
         guard !prompt.isEmpty else { throw BadRequest("'prompt' must not be empty") }
-        guard prompt.count <= Self.maxPromptLength else {
-            throw BadRequest("'prompt' is longer than \(Self.maxPromptLength) characters")
+        guard prompt.count <= maxPromptLength else {
+            throw BadRequest("'prompt' is longer than \(maxPromptLength) characters")
         }
+        return prompt
+    }
+
+    /// The request with defaults filled in, or a message saying what is wrong.
+    func validated() throws(BadRequest) -> (prompt: String, steps: Int, seed: UInt64, stepDuration: Duration?) {
+        let prompt = try Self.checked(prompt: prompt)
         let steps = steps ?? 20
         guard Self.stepRange.contains(steps) else {
             throw BadRequest(

@@ -211,6 +211,8 @@ final class ImageServerTests: XCTestCase {
                 let response = try await post(client, "/chat", body)
                 XCTAssertEqual(response.status, .badRequest, body)
             }
+            let notJSON = String(buffer: try await post(client, "/chat", "[]").body)
+            XCTAssertTrue(notJSON.contains("tell me of foxes"), "the 400 shows a good body: \(notJSON)")
         }
         XCTAssertTrue(server.queue.liveTasks.isEmpty)
     }
