@@ -126,13 +126,17 @@ final class OutputBuffer: @unchecked Sendable {
         window = Window(limits: limits)
     }
 
-    /// A buffer holding only a finished task's last latest value, for a reader that comes after the finish.
-    convenience init(limits: PartialOutputLimits, finishedLatest: (any PartialOutput)?) {
+    /// A buffer for a reader that comes after the task finished: its last latest value, and an empty window
+    /// after its chunks, so that the reader is told how many it missed.
+    convenience init(limits: PartialOutputLimits, finished: LifecycleState.FinishedOutputs?) {
         self.init(limits: limits)
-        if let finishedLatest {
-            window.latest = finishedLatest
+        guard let finished else { return }
+        if let latest = finished.latest {
+            window.latest = latest
             window.latestSequence = 1
         }
+        window.firstIndex = finished.chunkCount
+        window.nextIndex = finished.chunkCount
     }
 
     var latest: (any PartialOutput)? { window.latest }

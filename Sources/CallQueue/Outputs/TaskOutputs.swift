@@ -14,7 +14,8 @@
 /// emit.
 ///
 /// A reader that comes after the task finished gets its final status and its last latest value, in one
-/// element; its chunks are gone (a call returns its whole output as its result).
+/// element, and the count of the chunks it missed: the chunks are gone once the task finishes (a call returns
+/// its whole output as its result), their number stays in the history with its status.
 ///
 /// Values are read as the types the reader names: a latest value of another type reads as `nil`, and a
 /// chunk of another type counts as missed. One consumer at a time, as for ``TaskUpdates``; cancelling the

@@ -54,7 +54,9 @@ extension LifecycleState {
         )
         for subscription in task.subscriptions.values { subscription.final = status }
         finished.record(status, for: id)
-        if let latest = task.outputs?.latest { finishedLatest.record(latest, for: id) }
+        if let outputs = task.outputs, outputs.latest != nil || outputs.nextIndex > 0 {
+            finishedOutputs.record(FinishedOutputs(latest: outputs.latest, chunkCount: outputs.nextIndex), for: id)
+        }
         if let result { results.record(result, for: id) }
         if settings.observes { effects.append(.observe(status)) }
         if case .running(let running) = task.phase, running.inBatch {

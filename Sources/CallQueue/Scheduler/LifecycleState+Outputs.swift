@@ -48,21 +48,23 @@ extension LifecycleState {
         buffer.parkedReaders.removeAll(keepingCapacity: true)
     }
 
-    /// Starts a reader of outputs: on a live task, at chunk `nextChunk` (clamped to the chunks emitted so
-    /// far); on a finished one, with its final status and its last latest value. Throws for an unknown id.
+    /// Starts a reader of outputs at chunk `nextChunk`, clamped to the chunks emitted so far: on a live task,
+    /// in its window; on a finished one, with its final status, its last latest value, and its chunks counted
+    /// as missed. Throws for an unknown id.
     mutating func subscribeToOutputs(_ subscription: UpdateSubscription, from nextChunk: Int) throws {
         let id = subscription.taskID
+        let buffer: OutputBuffer
         if let task = tasks[id] {
-            let buffer = outputs(of: task)
-            subscription.outputs = buffer
-            subscription.nextChunk = min(max(0, nextChunk), buffer.nextIndex)
+            buffer = outputs(of: task)
             subscribe(subscription)
         } else if let final = finished[id] {
             subscription.final = final
-            subscription.outputs = OutputBuffer(limits: settings.partialOutputs, finishedLatest: finishedLatest[id])
+            buffer = OutputBuffer(limits: settings.partialOutputs, finished: finishedOutputs[id])
         } else {
             throw TaskLifecycle.unknown(id)
         }
+        subscription.outputs = buffer
+        subscription.nextChunk = min(max(0, nextChunk), buffer.nextIndex)
     }
 
     /// What an outputs reader has not read yet, taken in one step; `nil` when nothing is new.
@@ -80,6 +82,6 @@ extension LifecycleState {
     func latestOutput(of id: TaskID) -> (any PartialOutput)? {
         if let task = tasks[id] { return task.outputs?.latest }
         // Kept no longer than the task's status: a task forgotten by the history has no preview either.
-        return finished[id] != nil ? finishedLatest[id] : nil
+        return finished[id] != nil ? finishedOutputs[id]?.latest : nil
     }
 }

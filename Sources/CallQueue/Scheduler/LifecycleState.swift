@@ -104,6 +104,12 @@ struct LifecycleState {
         var batch: BatchRunBase? = nil
     }
 
+    /// A finished task's outputs, as far as the history keeps them: the chunks are gone, their number stays.
+    struct FinishedOutputs: Sendable {
+        var latest: (any PartialOutput)?
+        var chunkCount: Int
+    }
+
     /// What a parked caller is resumed with.
     struct Grant: Sendable {
         var slot: Int
@@ -131,8 +137,9 @@ struct LifecycleState {
     var tasks: [TaskID: LiveTask] = [:]
     var finished: TaskHistory<TaskStatus>
     var results: TaskHistory<any Sendable>
-    /// The last latest value of each finished task in ``finished`` that emitted one.
-    var finishedLatest: TaskHistory<any PartialOutput>
+    /// What each finished task in ``finished`` that emitted anything left for later readers: its last latest
+    /// value and how many chunks it emitted.
+    var finishedOutputs: TaskHistory<FinishedOutputs>
     var early: [UInt64: EarlyOutcome] = [:]
     var nextTicket: UInt64 = 0
     /// Advances on every mutation; a status carries the value it was made at, so statuses of one task
@@ -153,7 +160,7 @@ struct LifecycleState {
         self.scheduling = scheduling
         finished = TaskHistory(capacity: settings.finishedTaskHistory)
         results = TaskHistory(capacity: settings.resultHistory)
-        finishedLatest = TaskHistory(capacity: settings.finishedTaskHistory)
+        finishedOutputs = TaskHistory(capacity: settings.finishedTaskHistory)
     }
 
     // MARK: Groups

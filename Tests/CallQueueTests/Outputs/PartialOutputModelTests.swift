@@ -154,5 +154,15 @@ final class PartialOutputModelTests: XCTestCase {
             let end = await readers[index].iterator.next()
             XCTAssertNil(end, context)
         }
+        // A reader that comes after the finish: its chunks are counted as missed from where it starts.
+        for after in [nil, -2, 0, model.chunks.count / 2, model.chunks.count + 4] {
+            let start = min(max(0, (after ?? -1) + 1), model.chunks.count)
+            var iterator = try lifecycle.outputs(of: id, latest: String.self, chunks: String.self, after: after)
+                .makeAsyncIterator()
+            let update = await iterator.next()
+            XCTAssertEqual(update?.missedChunks, model.chunks.count - start, "\(context), after the finish")
+            XCTAssertEqual(update?.latest, model.latest, "\(context), after the finish")
+            XCTAssertEqual(update?.chunks.count, 0, context)
+        }
     }
 }

@@ -93,6 +93,33 @@ final class PartialOutputTests: XCTestCase {
         XCTAssertEqual(late.first?.status?.state.finished?.outcome, .succeeded)
     }
 
+    /// A reader that comes after the call finished is told how many chunks it missed (all of them, or those
+    /// after the index it resumes from): its chunks are gone, the count stays with the history.
+    func testAReaderAfterTheFinishIsToldWhatItMissed() async throws {
+        let queue = try CallQueue()
+        try await queue.runGPUCall(id: "task(said)") { context in
+            for index in 0..<30 { context.emitChunk("c\(index)") }
+        }
+        for (after, missed) in [(nil, 30), (9, 20), (29, 0), (500, 0)] as [(Int?, Int)] {
+            var updates: [TaskOutputUpdate<Never, String>] = []
+            for await update in try queue.outputs(of: "task(said)", chunks: String.self, after: after) {
+                updates.append(update)
+            }
+            XCTAssertEqual(updates.count, 1)
+            XCTAssertEqual(updates.first?.missedChunks, missed, "after \(String(describing: after))")
+            XCTAssertEqual(updates.first?.chunks.count, 0)
+            XCTAssertEqual(updates.first?.nextChunk, 30)
+            XCTAssertTrue(updates.first?.isFinal ?? false)
+        }
+        try await queue.runGPUCall(id: "task(silent)") { _ in }
+        var silent: [TaskOutputUpdate<String, String>] = []
+        for await update in try queue.outputs(of: "task(silent)", latest: String.self, chunks: String.self) {
+            silent.append(update)
+        }
+        XCTAssertEqual(silent.map(\.missedChunks), [0], "a call that emitted nothing")
+        XCTAssertNil(silent.first?.latest)
+    }
+
     /// A finished task's last latest value is kept exactly as long as its status.
     func testTheLatestValueIsForgottenWithTheStatus() async throws {
         let queue = try CallQueue(configuration: .init(finishedTaskHistory: 1))
