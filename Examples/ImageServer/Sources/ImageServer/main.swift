@@ -13,4 +13,7 @@ do {
 }
 let server = try ImageServer(options: options)
 print("ImageServer on http://\(options.host):\(options.port) with \(options.slots) GPU slot(s)")
+if options.testHooks {
+    print("test hooks ON (--test-hooks): /debug routes and a job's own step_ms; never expose this server")
+}
 try await server.buildApplication().runService()

@@ -27,7 +27,12 @@ public struct ImageServer: Sendable {
         queue = try CallQueue(
             configuration: .init(
                 groups: [
-                    "gpu": .init(limit: .limited(options.slots), maxQueueSize: options.maxQueue),
+                    // Clients are served in turn, each with at most `maxQueuedPerClient` waiting; the queue keeps
+                    // each call's session with its status, which is how a route knows whose a job is.
+                    "gpu": .init(
+                        limit: .limited(options.slots), maxQueueSize: options.maxQueue,
+                        discipline: .fairShare(
+                            FairShare(maxQueuedPerKey: options.maxQueuedPerClient, reportsKeys: true))),
                     "cpu": .init(limit: .unlimited),
                 ],
                 finishedTaskHistory: options.history,
@@ -66,10 +71,11 @@ public struct ImageServer: Sendable {
 
         router.get("/") { _, _ in try Self.page() }
 
-        // Admit a job and answer its id at once: 202 {"task_id"}, 503 when the queue is full, 400 on a bad body.
+        // Admit a job and answer its id at once: 202 {"task_id"}, 429 when this client has enough waiting, 503
+        // when the queue is full, 400 on a bad body.
         router.post("jobs") { request, _ -> Response in
-            try await Self.admit(request, as: JobRequest.self) { job in
-                try queue.submit(group: "gpu") { context in
+            try await Self.admit(request, as: JobRequest.self, options: options) { job, session in
+                try queue.submit(group: "gpu", fairness: session.fairness) { context in
                     try await gpu.generate(
                         prompt: job.prompt, steps: job.steps, seed: job.seed, stepDuration: job.stepDuration,
                         context: context)
@@ -77,15 +83,15 @@ public struct ImageServer: Sendable {
             }
         }
 
-        router.get("jobs/:id") { _, context -> Response in
+        router.get("jobs/:id") { request, context -> Response in
             let id = try Self.taskID(context)
-            return try Self.found(id) { try Self.json(try queue.status(of: id)) }
+            return try await Self.owned(id, request, queue) { status in try Self.json(Self.shown(status)) }
         }
 
         // A chat call: the simulated text model runs in the same "gpu" group and emits its tokens as they come.
         router.post("chat") { request, _ -> Response in
-            try await Self.admit(request, as: ChatRequest.self) { call in
-                try queue.submit(group: "gpu") { context in
+            try await Self.admit(request, as: ChatRequest.self, options: options) { call, session in
+                try queue.submit(group: "gpu", fairness: session.fairness) { context in
                     try await chat.generate(prompt: call.prompt, tokens: call.tokens, seed: call.seed, context: context)
                 }.id
             }
@@ -98,12 +104,9 @@ public struct ImageServer: Sendable {
         router.get("jobs/:id/events") { request, context -> Response in
             let id = try Self.taskID(context)
             let lastEventID = Self.lastEventID(request)
-            let outputs: TaskOutputs<Preview, String>
-            do {
-                outputs = try queue.outputs(of: id, latest: Preview.self, chunks: String.self, after: lastEventID)
-            } catch let error as CallQueueError where error.code == .unknownTask {
-                return try Self.error(.notFound, code: "unknownTask", message: error.message)
-            }
+            guard let status = try? queue.status(of: id), ClientSession.of(request)?.owns(status) == true,
+                let outputs = try? queue.outputs(of: id, latest: Preview.self, chunks: String.self, after: lastEventID)
+            else { return try Self.notFound(id) }
             return Response(
                 status: .ok,
                 headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
@@ -132,17 +135,18 @@ public struct ImageServer: Sendable {
             )
         }
 
-        router.delete("jobs/:id") { _, context -> Response in
+        router.delete("jobs/:id") { request, context -> Response in
             let id = try Self.taskID(context)
-            return try Self.found(id) { try Self.json(["cancelled": try queue.cancel(id)], status: .accepted) }
+            return try await Self.owned(id, request, queue) { _ in
+                try Self.json(["cancelled": try queue.cancel(id)], status: .accepted)
+            }
         }
 
-        router.get("jobs/:id/result") { _, context -> Response in
+        router.get("jobs/:id/result") { request, context -> Response in
             let id = try Self.taskID(context)
-            return try Self.found(id) {
-                let status = try queue.status(of: id)
+            return try await Self.owned(id, request, queue) { status in
                 guard status.state.finished?.outcome == .succeeded else {
-                    return try Self.json(["status": status], status: .conflict)
+                    return try Self.json(["status": Self.shown(status)], status: .conflict)
                 }
                 switch queue.result(of: id) {
                 case let png as [UInt8]: return Self.png(png)
@@ -153,25 +157,43 @@ public struct ImageServer: Sendable {
             }
         }
 
-        router.get("jobs/:id/preview") { _, context -> Response in
+        router.get("jobs/:id/preview") { request, context -> Response in
             let id = try Self.taskID(context)
-            // The job's latest partial output, from the queue: while it runs, and after it finished.
-            guard let png = queue.latestOutput(of: id, as: Preview.self)?.png else {
-                return try Self.error(.notFound, code: "noPreview", message: "no preview of '\(id)' yet")
+            return try await Self.owned(id, request, queue) { _ in
+                // The job's latest partial output, from the queue: while it runs, and after it finished.
+                guard let png = queue.latestOutput(of: id, as: Preview.self)?.png else {
+                    return try Self.error(.notFound, code: "noPreview", message: "no preview of '\(id)' yet")
+                }
+                return Self.png(png)
             }
-            return Self.png(png)
         }
 
         // "Describe image": a cheap call in the unlimited "cpu" group.
-        router.get("jobs/:id/description") { _, context -> Response in
+        router.get("jobs/:id/description") { request, context -> Response in
             let id = try Self.taskID(context)
-            guard let png = queue.result(of: id) as? [UInt8] else {
-                return try Self.error(.notFound, code: "noImage", message: "no image of '\(id)'")
+            return try await Self.owned(id, request, queue) { _ in
+                guard let png = queue.result(of: id) as? [UInt8] else {
+                    return try Self.error(.notFound, code: "noImage", message: "no image of '\(id)'")
+                }
+                let text = try await queue.runGPUCall(group: "cpu") { _ in SimulatedGPU.describe(png) }
+                return try Self.json(["description": text])
             }
-            let text = try await queue.runGPUCall(group: "cpu") { _ in SimulatedGPU.describe(png) }
-            return try Self.json(["description": text])
         }
 
+        // Counts for everyone, and the caller's own live jobs; never another client's ids.
+        router.get("queue") { request, _ -> Response in
+            let session = ClientSession.of(request)
+            let mine = session.map { session in queue.liveTasks.filter(session.owns).map(\.id.rawValue) } ?? []
+            return try Self.json(QueueReport(queue.groups, yourJobs: mine, mostRunningBodies: gpu.mostRunningAtOnce))
+        }
+
+        if options.testHooks { Self.addTestHooks(to: router, gpu: gpu) }
+        return router
+    }
+
+    /// The load test's and the browser test's routes, only with `--test-hooks`: anyone reaching them could
+    /// stall the GPU for everyone.
+    static func addTestHooks(to router: Router<BasicRequestContext>, gpu: SimulatedGPU) {
         // Instrumentation for the load test: the bodies' spans and the most running at once.
         router.get("debug/stats") { _, _ -> Response in
             let stats = gpu.stats
@@ -190,11 +212,6 @@ public struct ImageServer: Sendable {
             gpu.hold(false)
             return try Self.json(["held": false])
         }
-
-        router.get("queue") { _, _ -> Response in
-            try Self.json(QueueReport(groups: queue.groups, mostRunningBodies: gpu.mostRunningAtOnce))
-        }
-        return router
     }
 
     /// A count of open event streams.
@@ -214,36 +231,98 @@ public struct ImageServer: Sendable {
     }
 
     struct QueueReport: Encodable {
-        var groups: [GroupSnapshot]
+        /// A group's counts, without the ids of its running jobs.
+        struct Counts: Encodable {
+            var group: ConcurrencyGroupID
+            var limit: Int?
+            var runningCount: Int
+            var waiting: Int
+        }
+
+        var groups: [Counts]
+        var yourJobs: [String]
         var mostRunningBodies: Int
+
+        init(_ groups: [GroupSnapshot], yourJobs: [String], mostRunningBodies: Int) {
+            self.groups = groups.map {
+                Counts(group: $0.group, limit: $0.limit, runningCount: $0.runningCount, waiting: $0.waiting)
+            }
+            self.yourJobs = yourJobs
+            self.mostRunningBodies = mostRunningBodies
+        }
     }
 
     // MARK: Responses
 
-    /// Admits the call `submit` makes for a request's checked JSON body and answers its id at once: 202
-    /// {"task_id"}; 400 saying what is wrong with a bad body, with nothing registered; 503 when the queue is full
-    /// or the wait too long.
+    /// Admits the call `submit` makes for a request's checked JSON body, for the client's session (a new one
+    /// when the request carries none), and answers its id at once: 202 {"task_id", "owner_token"} with the
+    /// session's cookie; 400 saying what is wrong with a bad body, with nothing registered; 429 when this client
+    /// has enough waiting, 503 when the queue is full or the wait too long, both with `Retry-After`.
     static func admit<Body: CheckedRequest>(
-        _ request: Request, as type: Body.Type, _ submit: (Body.Checked) throws -> TaskID
+        _ request: Request, as type: Body.Type, options: ServerOptions,
+        _ submit: (Body.Checked, ClientSession) throws -> TaskID
     ) async throws -> Response {
-        let body = try await request.body.collect(upTo: 64 * 1024)
         let checked: Body.Checked
         do {
-            checked = try JSONDecoder().decode(Body.self, from: Data(buffer: body)).validated()
+            let body = try await request.body.collect(upTo: Self.maxBodyBytes)
+            checked = try JSONDecoder().decode(Body.self, from: Data(buffer: body)).validated(under: options)
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            return try Self.error(.badRequest, code: "badRequest", message: "the body is larger than 64 KiB")
         } catch let error as BadRequest {
             return try Self.error(.badRequest, code: "badRequest", message: error.message)
         } catch {
             let message = "the body must be JSON like \(Body.example)"
             return try Self.error(.badRequest, code: "badRequest", message: message)
         }
+        let known = ClientSession.of(request)
+        let session = known ?? .make()
         do {
-            return try Self.json(["task_id": try submit(checked).rawValue], status: .accepted)
-        } catch let error as CallQueueError {
-            let status: HTTPResponse.Status =
-                error.code == .queueFull || error.code == .waitTooLong ? .serviceUnavailable : .badRequest
-            return try Self.json(["error": error], status: status)
+            let id = try submit(checked, session)
+            var response = try Self.json(["task_id": id.rawValue, "owner_token": session.token], status: .accepted)
+            if known == nil { response.headers[.setCookie] = session.setCookie }
+            return response
+        } catch var error as CallQueueError {
+            // The session is the call's fairness key: the refusal names it, and the client must not see it
+            // echoed where a log or a proxy keeps it.
+            error.fairnessKey = nil
+            error.message = error.message.replacingOccurrences(of: session.token, with: "this client")
+            let status: HTTPResponse.Status
+            switch error.code {
+            case .tooManyQueued: status = .tooManyRequests
+            case .queueFull, .waitTooLong: status = .serviceUnavailable
+            default: status = .badRequest
+            }
+            var response = try Self.json(["error": error], status: status)
+            if let seconds = error.retryAfterSeconds { response.headers[.retryAfter] = String(seconds) }
+            return response
         }
     }
+
+    /// Answers `body` with the job's status when the request's session owns it; otherwise 404, exactly as for
+    /// an id the queue does not know, so that nobody learns whether another client's id exists.
+    static func owned(
+        _ id: TaskID, _ request: Request, _ queue: CallQueue, _ body: (TaskStatus) async throws -> Response
+    ) async throws -> Response {
+        guard let status = try? queue.status(of: id), ClientSession.of(request)?.owns(status) == true else {
+            return try notFound(id)
+        }
+        return try await body(status)
+    }
+
+    /// The one answer for an id that is unknown, forgotten, or another client's.
+    static func notFound(_ id: TaskID) throws -> Response {
+        try error(.notFound, code: "unknownTask", message: "no job of yours has the id '\(id)'")
+    }
+
+    /// A status as a client sees it: without its session, the fairness key the queue keeps with it.
+    static func shown(_ status: TaskStatus) -> TaskStatus {
+        var status = status
+        status.fairnessKey = nil
+        return status
+    }
+
+    /// The largest request body taken.
+    static let maxBodyBytes = 64 * 1024
 
     /// The `Last-Event-ID` an `EventSource` sends when it reconnects: the index of the last token it got.
     static func lastEventID(_ request: Request) -> Int? {
@@ -267,7 +346,7 @@ public struct ImageServer: Sendable {
             text += "event: preview\ndata: {\"step\":\(preview.step)}\n\n"
         }
         if let status = update.status {
-            let data = String(decoding: try encoder.encode(status), as: UTF8.self)
+            let data = String(decoding: try encoder.encode(shown(status)), as: UTF8.self)
             text += "event: status\ndata: \(data)\n\n"
         }
         return text
@@ -277,25 +356,26 @@ public struct ImageServer: Sendable {
         TaskID(try context.parameters.require("id"))
     }
 
-    /// 404 with the error's JSON for an id the queue does not know.
-    static func found(_ id: TaskID, _ body: () throws -> Response) throws -> Response {
-        do {
-            return try body()
-        } catch let error as CallQueueError where error.code == .unknownTask {
-            return try Self.error(.notFound, code: "unknownTask", message: error.message)
-        }
-    }
-
     static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
-        Response(
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys  // the same answer is the same bytes
+        return Response(
             status: status,
             headers: [.contentType: "application/json"],
-            body: .init(byteBuffer: ByteBuffer(bytes: try JSONEncoder().encode(value)))
+            body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(value)))
         )
     }
 
+    /// `{"error": {"code", "message"}}`, its fields always in that order.
     static func error(_ status: HTTPResponse.Status, code: String, message: String) throws -> Response {
-        try json(["error": ["code": code, "message": message]], status: status)
+        struct Body: Encodable {
+            struct Detail: Encodable {
+                var code: String
+                var message: String
+            }
+            var error: Detail
+        }
+        return try json(Body(error: .init(code: code, message: message)), status: status)
     }
 
     static func png(_ bytes: [UInt8]) -> Response {

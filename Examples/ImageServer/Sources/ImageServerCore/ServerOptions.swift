@@ -21,10 +21,17 @@ public struct ServerOptions: Sendable {
     /// at 1,800th, while the last ten places are each sent. Thousands of waiting streams then cost the server
     /// little more than the few near the front.
     public var positionUpdateFraction = 0.1
+    /// Most jobs one client may have waiting; more answer 429 with `Retry-After`. Clients are served in turn
+    /// (fair share by session), so one client's flood holds another's first job back by one job at most.
+    public var maxQueuedPerClient = 4
+    /// The load test's and the browser test's hooks: the `/debug` routes and a job's own `step_ms`. Off by
+    /// default: with them anyone could stall the GPU for everyone.
+    public var testHooks = false
 
     public init() {}
 
-    /// Parses `--host H --port N --slots N --max-queue N --step-ms N --token-ms N --history N`.
+    /// Parses `--host H --port N --slots N --max-queue N --max-queued-per-client N --step-ms N --token-ms N
+    /// --history N --test-hooks`.
     public static func parse(_ arguments: [String]) throws -> ServerOptions {
         var options = ServerOptions()
         var remaining = arguments[...]
@@ -48,6 +55,8 @@ public struct ServerOptions: Sendable {
             case "--max-queue": options.maxQueue = try number(flag, in: 0...1_000_000)
             case "--step-ms": options.stepDuration = .milliseconds(try number(flag, in: 0...60_000))
             case "--token-ms": options.tokenDuration = .milliseconds(try number(flag, in: 0...60_000))
+            case "--max-queued-per-client": options.maxQueuedPerClient = try number(flag, in: 1...1_000_000)
+            case "--test-hooks": options.testHooks = true
             case "--history": options.history = try number(flag, in: 0...1_000_000)
             case "--help", "-h": throw UsageError("")
             default: throw UsageError("unknown option '\(flag)'")
@@ -57,8 +66,8 @@ public struct ServerOptions: Sendable {
     }
 
     public static let usage = """
-        usage: ImageServer [--host 127.0.0.1] [--port 8080] [--slots 1] [--max-queue 100] [--step-ms 100] [--token-ms 30]
-            [--history 256]
+        usage: ImageServer [--host 127.0.0.1] [--port 8080] [--slots 1] [--max-queue 100] [--max-queued-per-client 4]
+            [--step-ms 100] [--token-ms 30] [--history 256] [--test-hooks]
         """
 }
 

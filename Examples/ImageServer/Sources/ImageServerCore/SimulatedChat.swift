@@ -11,7 +11,7 @@ public struct ChatRequest: Codable, Sendable, CheckedRequest {
     static let example = #"{"prompt": "tell me of foxes", "tokens": 60}"#
 
     /// The request with defaults filled in, or a message saying what is wrong.
-    func validated() throws(BadRequest) -> (prompt: String, tokens: Int, seed: UInt64) {
+    func validated(under options: ServerOptions) throws(BadRequest) -> (prompt: String, tokens: Int, seed: UInt64) {
         let prompt = try JobRequest.checked(prompt: prompt)
         let tokens = tokens ?? 60
         guard Self.tokenRange.contains(tokens) else {

@@ -15,8 +15,8 @@ protocol CheckedRequest: Decodable {
     associatedtype Checked
     /// A good body, for the 400 that answers one that is not JSON of this shape.
     static var example: String { get }
-    /// The request with defaults filled in, or a message saying what is wrong.
-    func validated() throws(BadRequest) -> Checked
+    /// The request with defaults filled in, or a message saying what is wrong, under the server's options.
+    func validated(under options: ServerOptions) throws(BadRequest) -> Checked
 }
 
 /// What a client asks for in `POST /jobs`.
@@ -49,13 +49,19 @@ public struct JobRequest: Codable, Sendable, CheckedRequest {
         return prompt
     }
 
-    /// The request with defaults filled in, or a message saying what is wrong.
-    func validated() throws(BadRequest) -> (prompt: String, steps: Int, seed: UInt64, stepDuration: Duration?) {
+    /// The request with defaults filled in, or a message saying what is wrong. A job's own step time is a test
+    /// hook: without `--test-hooks` the server's `--step-ms` bounds what a job costs, not the client.
+    func validated(
+        under options: ServerOptions
+    ) throws(BadRequest) -> (prompt: String, steps: Int, seed: UInt64, stepDuration: Duration?) {
         let prompt = try Self.checked(prompt: prompt)
         let steps = steps ?? 20
         guard Self.stepRange.contains(steps) else {
             throw BadRequest(
                 "'steps' must be in \(Self.stepRange.lowerBound)...\(Self.stepRange.upperBound), not \(steps)")
+        }
+        if stepMilliseconds != nil, !options.testHooks {
+            throw BadRequest("'step_ms' is a test hook: the server sets the step time (start it with --test-hooks)")
         }
         if let stepMilliseconds, !Self.stepMillisecondsRange.contains(stepMilliseconds) {
             throw BadRequest("'step_ms' must be in 0...60000, not \(stepMilliseconds)")

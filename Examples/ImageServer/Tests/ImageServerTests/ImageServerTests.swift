@@ -34,19 +34,19 @@ final class ImageServerTests: XCTestCase {
             let final = try await waitForEnd(server, id)
             XCTAssertEqual(final?.state.finished?.outcome, .succeeded)
 
-            let status = try await client.execute(uri: "/jobs/\(id)", method: .get)
+            let status = try await send(client, "/jobs/\(id)", .get)
             XCTAssertEqual(status.status, .ok)
             let decoded = try JSONDecoder().decode(TaskStatus.self, from: Data(buffer: status.body))
             XCTAssertEqual(decoded.state.name, "finished")
 
             for path in ["result", "preview"] {
-                let image = try await client.execute(uri: "/jobs/\(id)/\(path)", method: .get)
+                let image = try await send(client, "/jobs/\(id)/\(path)", .get)
                 XCTAssertEqual(image.status, .ok)
                 XCTAssertEqual(image.headers[.contentType], "image/png")
                 XCTAssertEqual(
                     Array(image.body.readableBytesView.prefix(8)), [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])
             }
-            let description = try await client.execute(uri: "/jobs/\(id)/description", method: .get)
+            let description = try await send(client, "/jobs/\(id)/description", .get)
             XCTAssertEqual(description.status, .ok)
         }
     }
@@ -80,12 +80,12 @@ final class ImageServerTests: XCTestCase {
             XCTAssertEqual(error["error"]?.code, .queueFull)
 
             // Cancel the queued job, then the running one; the queued one never ran.
-            let cancelQueued = try await client.execute(uri: "/jobs/\(queued)", method: .delete)
+            let cancelQueued = try await send(client, "/jobs/\(queued)", .delete)
             XCTAssertEqual(cancelQueued.status, .accepted)
             let queuedEnd = try await waitForEnd(server, queued)
             XCTAssertEqual(queuedEnd?.state.finished?.outcome, .cancelled)
             XCTAssertEqual(queuedEnd?.state.finished?.started, false)
-            let cancelRunning = try await client.execute(uri: "/jobs/\(running)", method: .delete)
+            let cancelRunning = try await send(client, "/jobs/\(running)", .delete)
             XCTAssertEqual(cancelRunning.status, .accepted)
             let runningEnd = try await waitForEnd(server, running)
             XCTAssertEqual(runningEnd?.state.finished?.outcome, .cancelled)
@@ -93,7 +93,7 @@ final class ImageServerTests: XCTestCase {
 
             let accepted = try await submit(client, #"{"prompt": "room again", "steps": 1}"#)
             XCTAssertEqual(accepted.status, .accepted)
-            try await client.execute(uri: "/jobs/\(try taskID(accepted))", method: .delete)
+            try await send(client, "/jobs/\(try taskID(accepted))", .delete)
         }
     }
 
@@ -105,13 +105,13 @@ final class ImageServerTests: XCTestCase {
                 ("/jobs/task(nope)/result", .get), ("/jobs/task(nope)/events", .get),
                 ("/jobs/task(nope)/preview", .get),
             ] {
-                let response = try await client.execute(uri: path, method: method)
+                let response = try await send(client, path, method)
                 XCTAssertEqual(response.status, .notFound, "\(method) \(path)")
             }
             let id = try taskID(try await submit(client, #"{"prompt": "slow"}"#))
-            let early = try await client.execute(uri: "/jobs/\(id)/result", method: .get)
+            let early = try await send(client, "/jobs/\(id)/result", .get)
             XCTAssertEqual(early.status, .conflict)
-            try await client.execute(uri: "/jobs/\(id)", method: .delete)
+            try await send(client, "/jobs/\(id)", .delete)
             _ = try await waitForEnd(server, id)
         }
     }
@@ -122,7 +122,7 @@ final class ImageServerTests: XCTestCase {
         let server = try makeServer(step: .milliseconds(1))
         try await application(server).test(.live) { client in
             let id = try taskID(try await submit(client, #"{"prompt": "streamed", "steps": 3}"#))
-            let events = try await client.execute(uri: "/jobs/\(id)/events", method: .get)
+            let events = try await send(client, "/jobs/\(id)/events", .get)
             XCTAssertEqual(events.status, .ok)
             XCTAssertEqual(events.headers[.contentType], "text/event-stream")
             let frames = parseEvents(String(buffer: events.body))
@@ -146,7 +146,7 @@ final class ImageServerTests: XCTestCase {
             XCTAssertEqual(last.event, "status")
             XCTAssertTrue(last.data.contains(#""state":"finished""#), last.data)
 
-            let again = try await client.execute(uri: "/jobs/\(id)/events", method: .get)
+            let again = try await send(client, "/jobs/\(id)/events", .get)
             let replay = parseEvents(String(buffer: again.body))
             XCTAssertEqual(replay.map(\.event), ["preview", "status"])
             XCTAssertTrue(replay[1].data.contains(#""outcome":"succeeded""#))
@@ -162,9 +162,9 @@ final class ImageServerTests: XCTestCase {
             let holder = try taskID(try await submit(client, #"{"prompt": "holds the GPU"}"#))
             let chat = try taskID(try await post(client, "/chat", #"{"prompt": "tell me of foxes", "tokens": 40}"#))
             XCTAssertEqual(try server.queue.status(of: chat).state.queued?.position, 0)
-            let stream = Task { try await client.execute(uri: "/jobs/\(chat)/events", method: .get) }
+            let stream = Task { try await send(client, "/jobs/\(chat)/events", .get) }
             await waitUntilTrue { server.openEventStreams == 1 }
-            try await client.execute(uri: "/jobs/\(holder)", method: .delete)
+            try await send(client, "/jobs/\(holder)", .delete)
             let frames = parseEvents(String(buffer: try await stream.value.body))
             let tokens = frames.filter { $0.event == "token" }
             XCTAssertEqual(tokens.map(\.id), (0..<40).map { String($0) })
@@ -173,7 +173,7 @@ final class ImageServerTests: XCTestCase {
             XCTAssertEqual(frames.last?.event, "status")
             XCTAssertTrue(frames.last?.data.contains(#""outcome":"succeeded""#) ?? false)
             XCTAssertFalse(frames.contains { $0.event == "missed" })
-            let result = try await client.execute(uri: "/jobs/\(chat)/result", method: .get)
+            let result = try await send(client, "/jobs/\(chat)/result", .get)
             let answer = try JSONDecoder().decode([String: String].self, from: Data(buffer: result.body))
             XCTAssertEqual(answer["text"], text)
             XCTAssertTrue(text.hasPrefix("About \"tell me of foxes\":"), text)
@@ -191,8 +191,7 @@ final class ImageServerTests: XCTestCase {
             let chat = try taskID(try await post(client, "/chat", #"{"prompt": "resume me", "tokens": 30}"#))
             await atTen.reached.wait()  // tokens 0 to 9 were emitted; the call waits before token 10
             let stream = Task {
-                try await client.execute(
-                    uri: "/jobs/\(chat)/events", method: .get, headers: [HTTPField.Name("Last-Event-ID")!: "4"])
+                try await send(client, "/jobs/\(chat)/events", .get, headers: [HTTPField.Name("Last-Event-ID")!: "4"])
             }
             await waitUntilTrue { server.openEventStreams == 1 }
             atTen.open.open()
@@ -223,10 +222,11 @@ final class ImageServerTests: XCTestCase {
         try await application(server).test(.router) { client in
             var ids: [TaskID] = []
             for index in 0..<30 {
-                ids.append(try taskID(try await submit(client, #"{"prompt": "job \#(index)", "steps": 2}"#)))
+                let json = #"{"prompt": "job \#(index)", "steps": 2}"#
+                ids.append(try taskID(try await submit(client, json, session: sessionToken(index))))
             }
             for id in ids { _ = try await waitForEnd(server, id) }
-            let queue = try await client.execute(uri: "/queue", method: .get)
+            let queue = try await send(client, "/queue", .get)
             let report = String(buffer: queue.body)
             XCTAssertTrue(report.contains(#""group":"gpu""#), report)
         }
@@ -237,7 +237,7 @@ final class ImageServerTests: XCTestCase {
     func testPageIsServed() async throws {
         let server = try makeServer()
         try await application(server).test(.router) { client in
-            let page = try await client.execute(uri: "/", method: .get)
+            let page = try await send(client, "/", .get)
             XCTAssertEqual(page.status, .ok)
             XCTAssertTrue(String(buffer: page.body).contains("EventSource"))
         }
@@ -251,14 +251,36 @@ final class ImageServerTests: XCTestCase {
     }
 }
 
-func submit(_ client: some TestClientProtocol, _ json: String) async throws -> TestResponse {
-    try await client.execute(
-        uri: "/jobs", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: json))
+/// The session every request of a test carries, unless it says otherwise.
+let testSession = "0123456789abcdef0123456789abcdef"
+
+/// A well-formed session token of its own for each `number`.
+func sessionToken(_ number: Int) -> String {
+    let hex = String(number, radix: 16)
+    return String(repeating: "a", count: 32 - hex.count) + hex
+}
+
+/// A request with the test's session as a bearer token (or `session`'s; `nil`: none).
+func send(
+    _ client: some TestClientProtocol, _ path: String, _ method: HTTPRequest.Method, headers: HTTPFields = [:],
+    body: ByteBuffer? = nil, session: String? = testSession
+) async throws -> TestResponse {
+    var headers = headers
+    if let session { headers[.authorization] = "Bearer \(session)" }
+    return try await client.execute(uri: path, method: method, headers: headers, body: body)
+}
+
+func submit(
+    _ client: some TestClientProtocol, _ json: String, session: String? = testSession
+) async throws
+    -> TestResponse
+{
+    try await post(client, "/jobs", json, session: session)
 }
 
 func taskID(_ response: TestResponse) throws -> TaskID {
     let answer = try JSONDecoder().decode([String: String].self, from: Data(buffer: response.body))
-    return TaskID(try XCTUnwrap(answer["task_id"]))
+    return TaskID(try XCTUnwrap(answer["task_id"], "\(response.status): \(String(buffer: response.body))"))
 }
 
 /// Waits for the job to end by following its own update stream.
@@ -268,9 +290,14 @@ func waitForEnd(_ server: ImageServer, _ id: TaskID) async throws -> TaskStatus?
     return last
 }
 
-func post(_ client: some TestClientProtocol, _ path: String, _ json: String) async throws -> TestResponse {
-    try await client.execute(
-        uri: path, method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: json))
+func post(
+    _ client: some TestClientProtocol, _ path: String, _ json: String, session: String? = testSession
+)
+    async throws -> TestResponse
+{
+    try await send(
+        client, path, .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: json),
+        session: session)
 }
 
 /// The events of a server-sent-event stream: (event, id, data), comments left out.
