@@ -135,8 +135,64 @@ def main():
         print(f"chat: {len(partial)} characters while running, then {len(whole)}")
         print("browser test passed: 3 jobs, places changed as jobs finished, previews changed, one cancelled, "
               "two images, a chat whose text grew, all found again after a reload")
+        two_sessions(driver)
     finally:
         driver.quit()
+
+
+def submit_job(driver, text, count):
+    prompt = driver.find_element(By.NAME, "prompt")
+    steps = driver.find_element(By.NAME, "steps")
+    prompt.clear()
+    prompt.send_keys(text)
+    steps.clear()
+    steps.send_keys(count)
+    before = len(cards(driver))
+    driver.find_element(By.CSS_SELECTOR, "#submit button").click()
+    WebDriverWait(driver, BOUND).until(lambda d: len(cards(d)) == before + 1)
+
+
+def two_sessions(first):
+    """A second browser (its own cookies and storage) next to the first: each sees only its own jobs, and the
+    second one's job runs right after the first one's current job although the first queued several."""
+    second = make_driver()
+    try:
+        first.get(BASE + "/")
+        first.execute_script("localStorage.clear()")
+        first.get(BASE + "/")
+        second.get(BASE + "/")
+        debug("hold")
+        for text in ("flood one", "flood two", "flood three"):
+            submit_job(first, text, "10")
+        # The first session's first job runs (held); its other two wait.
+        WebDriverWait(first, BOUND).until(lambda d: cards(d)[0][1] == "running" and cards(d)[2][1] == "queued")
+        submit_job(second, "just one", "10")
+        WebDriverWait(second, BOUND).until(lambda d: cards(d)[0][2].startswith("1st in line"))
+        assert len(cards(second)) == 1, "the second session sees its own job only"
+        assert len(cards(first)) == 3, "the first session sees its own jobs only"
+        ids_first = {card[0] for card in cards(first)}
+        ids_second = {card[0] for card in cards(second)}
+        assert not ids_first & ids_second
+        debug("release")
+        # The second session's job starts next; hold it there and look at the first session's line.
+        WebDriverWait(second, BOUND, poll_frequency=0.05).until(lambda d: cards(d)[0][1] == "running")
+        debug("hold")
+        WebDriverWait(first, BOUND).until(
+            lambda d: cards(d)[0][1] == "finished" and cards(d)[1][1] == "queued" and cards(d)[2][1] == "queued")
+        # Neither page can reach the other's jobs, even by id.
+        other = next(iter(ids_first))
+        status = second.execute_script(
+            "return fetch('/jobs/' + encodeURIComponent(arguments[0])).then(r => r.status)", other)
+        assert status == 404, status
+        for card in first.find_elements(By.CSS_SELECTOR, ".job .cancel"):
+            card.click()
+        debug("release")
+        WebDriverWait(second, BOUND).until(lambda d: cards(d)[0][1] == "finished")
+        WebDriverWait(first, BOUND).until(lambda d: all(card[1] == "finished" for card in cards(d)))
+        print("two sessions passed: each saw only its own jobs; the second's job ran right after the first's "
+              "current one, ahead of its two waiting jobs; a fetch of the other's id answered 404")
+    finally:
+        second.quit()
 
 
 if __name__ == "__main__":
