@@ -60,19 +60,11 @@ def main():
         driver.get(BASE + "/")
         driver.execute_script("localStorage.clear()")
         driver.get(BASE + "/")
-        prompt = driver.find_element(By.NAME, "prompt")
-        steps = driver.find_element(By.NAME, "steps")
         # The jobs wait before their first step until the places have been seen.
         debug("hold")
         # The second job is longer, so that the third is still waiting when the test holds the GPU again.
         for text, count in (("a red fox", "15"), ("a blue whale", "40"), ("a green forest", "15")):
-            prompt.clear()
-            prompt.send_keys(text)
-            steps.clear()
-            steps.send_keys(count)
-            count = len(cards(driver))
-            driver.find_element(By.CSS_SELECTOR, "#submit button").click()
-            WebDriverWait(driver, BOUND).until(lambda d: len(cards(d)) == count + 1)
+            submit_job(driver, text, count)
 
         def watch(condition):
             def check(d):

@@ -261,6 +261,7 @@ func sessionToken(_ number: Int) -> String {
 }
 
 /// A request with the test's session as a bearer token (or `session`'s; `nil`: none).
+@discardableResult
 func send(
     _ client: some TestClientProtocol, _ path: String, _ method: HTTPRequest.Method, headers: HTTPFields = [:],
     body: ByteBuffer? = nil, session: String? = testSession
