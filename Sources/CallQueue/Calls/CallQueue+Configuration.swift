@@ -19,6 +19,12 @@ extension CallQueue {
         public var finishedTaskHistory = 16
         /// How many results of succeeded tasks stay queryable by id (AUTOMATIC1111 keeps 2).
         public var resultHistory = 2
+        /// How long a finished call stays queryable by id, however few have finished since; see
+        /// ``TaskLifecycle/Configuration/finishedTaskMaxAge``. `nil` (the default): by count only.
+        public var finishedTaskMaxAge: Duration?
+        /// The most bytes of results kept; see ``TaskLifecycle/Configuration/resultHistoryBytes``. `nil`: no
+        /// budget.
+        public var resultHistoryBytes: Int?
         /// The run time assumed for a group before any of its calls has finished, so that the first
         /// ETA is never missing.
         public var initialRunTimeEstimate: Duration = .seconds(10)
@@ -67,6 +73,8 @@ extension CallQueue {
             processWideLimit: Int? = nil,
             finishedTaskHistory: Int = 16,
             resultHistory: Int = 2,
+            finishedTaskMaxAge: Duration? = nil,
+            resultHistoryBytes: Int? = nil,
             initialRunTimeEstimate: Duration = .seconds(10),
             observer: (any CallQueueObserver)? = nil,
             memorySampler: MemorySampler? = nil,
@@ -88,6 +96,8 @@ extension CallQueue {
             self.processWideLimit = processWideLimit
             self.finishedTaskHistory = finishedTaskHistory
             self.resultHistory = resultHistory
+            self.finishedTaskMaxAge = finishedTaskMaxAge
+            self.resultHistoryBytes = resultHistoryBytes
             self.initialRunTimeEstimate = initialRunTimeEstimate
             self.observer = observer
             self.memorySampler = memorySampler
@@ -182,6 +192,8 @@ extension CallQueue {
             TaskLifecycle.Configuration(
                 finishedTaskHistory: finishedTaskHistory,
                 resultHistory: resultHistory,
+                finishedTaskMaxAge: finishedTaskMaxAge,
+                resultHistoryBytes: resultHistoryBytes,
                 initialRunTimeEstimate: initialRunTimeEstimate,
                 positionUpdateInterval: positionUpdateInterval,
                 positionUpdateFraction: positionUpdateFraction,

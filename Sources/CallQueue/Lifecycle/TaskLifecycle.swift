@@ -30,6 +30,13 @@ public final class TaskLifecycle: Sendable {
         public var finishedTaskHistory = 16
         /// How many results of succeeded tasks stay queryable by id (AUTOMATIC1111 keeps 2).
         public var resultHistory = 2
+        /// How long a finished task stays queryable by id (its status, result and last latest value), however
+        /// few have finished since: a slow or reloading client finds its job by time, not only by count. `nil`
+        /// (the default): until ``finishedTaskHistory`` and ``resultHistory`` push it out.
+        public var finishedTaskMaxAge: Duration?
+        /// The most bytes the result history holds, counted by results that are ``PartialOutput``s (an image's
+        /// `[UInt8]`, a `String`; other results count 0); the oldest go first. `nil` (the default): no budget.
+        public var resultHistoryBytes: Int?
         /// The run time assumed for a group before any of its tasks has finished.
         public var initialRunTimeEstimate: Duration = .seconds(10)
         /// The least time between two position updates to one subscriber (Gradio's `status_update_rate`).
@@ -52,6 +59,8 @@ public final class TaskLifecycle: Sendable {
         public init(
             finishedTaskHistory: Int = 16,
             resultHistory: Int = 2,
+            finishedTaskMaxAge: Duration? = nil,
+            resultHistoryBytes: Int? = nil,
             initialRunTimeEstimate: Duration = .seconds(10),
             positionUpdateInterval: Duration = .milliseconds(250),
             positionUpdateFraction: Double = 0,
@@ -61,6 +70,8 @@ public final class TaskLifecycle: Sendable {
         ) {
             self.finishedTaskHistory = finishedTaskHistory
             self.resultHistory = resultHistory
+            self.finishedTaskMaxAge = finishedTaskMaxAge
+            self.resultHistoryBytes = resultHistoryBytes
             self.initialRunTimeEstimate = initialRunTimeEstimate
             self.positionUpdateInterval = positionUpdateInterval
             self.positionUpdateFraction = positionUpdateFraction
@@ -70,8 +81,12 @@ public final class TaskLifecycle: Sendable {
         }
 
         func validated() throws -> Configuration {
-            if finishedTaskHistory < 0 || resultHistory < 0 {
+            if finishedTaskHistory < 0 || resultHistory < 0 || (resultHistoryBytes ?? 0) < 0 {
                 throw CallQueueError(.invalidArgument, "history sizes must not be negative")
+            }
+            if let age = finishedTaskMaxAge, age < .zero {
+                throw CallQueueError(
+                    .invalidArgument, "finishedTaskMaxAge must not be negative (nil keeps finished tasks by count)")
             }
             if initialRunTimeEstimate < .zero || initialRunTimeEstimate > .etaLimit {
                 throw CallQueueError(
@@ -94,6 +109,8 @@ public final class TaskLifecycle: Sendable {
             LifecycleState.Settings(
                 finishedTaskHistory: finishedTaskHistory,
                 resultHistory: resultHistory,
+                finishedTaskMaxAge: finishedTaskMaxAge,
+                resultHistoryBytes: resultHistoryBytes,
                 initialRunTimeEstimate: initialRunTimeEstimate,
                 positionUpdateInterval: positionUpdateInterval,
                 positionUpdateFraction: positionUpdateFraction,

@@ -17,6 +17,7 @@ extension LifecycleState {
         _ id: TaskID,
         outcome: TaskStatus.Outcome,
         result: (any Sendable)?,
+        resultBytes: Int = 0,
         bodyRan: Bool = true,
         now: ContinuousClock.Instant,
         effects: inout Effects
@@ -53,11 +54,14 @@ extension LifecycleState {
             fairnessKey: task.fairnessKey
         )
         for subscription in task.subscriptions.values { subscription.final = status }
-        finished.record(status, for: id)
+        finished.record(status, for: id, at: now)
         if let outputs = task.outputs, outputs.latest != nil || outputs.nextIndex > 0 {
-            finishedOutputs.record(FinishedOutputs(latest: outputs.latest, chunkCount: outputs.nextIndex), for: id)
+            let kept = FinishedOutputs(latest: outputs.latest, chunkCount: outputs.nextIndex)
+            finishedOutputs.record(kept, for: id, at: now)
         }
-        if let result { results.record(result, for: id) }
+        if let result {
+            results.record(result, for: id, at: now, bytes: max(0, resultBytes))
+        }
         if settings.observes { effects.append(.observe(status)) }
         if case .running(let running) = task.phase, running.inBatch {
             // The batch gives its slot back when its body returns.

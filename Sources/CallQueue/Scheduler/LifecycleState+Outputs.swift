@@ -51,15 +51,17 @@ extension LifecycleState {
     /// Starts a reader of outputs at chunk `nextChunk`, clamped to the chunks emitted so far: on a live task,
     /// in its window; on a finished one, with its final status, its last latest value, and its chunks counted
     /// as missed. Throws for an unknown id.
-    mutating func subscribeToOutputs(_ subscription: UpdateSubscription, from nextChunk: Int) throws {
+    mutating func subscribeToOutputs(
+        _ subscription: UpdateSubscription, from nextChunk: Int, now: ContinuousClock.Instant
+    ) throws {
         let id = subscription.taskID
         let buffer: OutputBuffer
         if let task = tasks[id] {
             buffer = outputs(of: task)
             subscribe(subscription)
-        } else if let final = finished[id] {
+        } else if let final = finished[id, now] {
             subscription.final = final
-            buffer = OutputBuffer(limits: settings.partialOutputs, finished: finishedOutputs[id])
+            buffer = OutputBuffer(limits: settings.partialOutputs, finished: finishedOutputs[id, now])
         } else {
             throw TaskLifecycle.unknown(id)
         }
@@ -79,9 +81,9 @@ extension LifecycleState {
     }
 
     /// The latest value a live or remembered task emitted.
-    func latestOutput(of id: TaskID) -> (any PartialOutput)? {
+    func latestOutput(of id: TaskID, now: ContinuousClock.Instant) -> (any PartialOutput)? {
         if let task = tasks[id] { return task.outputs?.latest }
         // Kept no longer than the task's status: a task forgotten by the history has no preview either.
-        return finished[id] != nil ? finishedOutputs[id]?.latest : nil
+        return finished[id, now] != nil ? finishedOutputs[id, now]?.latest : nil
     }
 }

@@ -45,7 +45,7 @@ extension LifecycleState {
         else {
             // Finished: its last status, once; a reader of outputs gets what it has not read with it.
             subscription.isDone = true
-            guard let final = subscription.final ?? finished[subscription.taskID] else { return .end }
+            guard let final = subscription.final ?? finished[subscription.taskID, now] else { return .end }
             if subscription.outputs != nil { return .outputs(final, takeOutputs(for: subscription) ?? nothing) }
             return .status(final)
         }

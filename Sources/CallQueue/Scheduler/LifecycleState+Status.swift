@@ -2,7 +2,7 @@
 
 extension LifecycleState {
     func status(of id: TaskID, now: ContinuousClock.Instant) -> TaskStatus? {
-        guard let task = tasks[id] else { return finished[id] }
+        guard let task = tasks[id] else { return finished[id, now] }
         return status(of: task, now: now)
     }
 

@@ -9,6 +9,10 @@ struct LifecycleState {
     struct Settings: Sendable {
         var finishedTaskHistory: Int
         var resultHistory: Int
+        /// How long a finished task stays in the histories; `nil`: until the counts push it out.
+        var finishedTaskMaxAge: Duration? = nil
+        /// The most bytes of results kept, as results that are ``PartialOutput``s count themselves.
+        var resultHistoryBytes: Int? = nil
         var initialRunTimeEstimate: Duration
         var positionUpdateInterval: Duration
         /// The least move, as a fraction of the place last reported, that a waiting reader is told of; 0: any.
@@ -158,9 +162,11 @@ struct LifecycleState {
     init(settings: Settings, scheduling: Scheduling?) {
         self.settings = settings
         self.scheduling = scheduling
-        finished = TaskHistory(capacity: settings.finishedTaskHistory)
-        results = TaskHistory(capacity: settings.resultHistory)
-        finishedOutputs = TaskHistory(capacity: settings.finishedTaskHistory)
+        finished = TaskHistory(capacity: settings.finishedTaskHistory, maxAge: settings.finishedTaskMaxAge)
+        results = TaskHistory(
+            capacity: settings.resultHistory, maxAge: settings.finishedTaskMaxAge, maxBytes: settings.resultHistoryBytes
+        )
+        finishedOutputs = TaskHistory(capacity: settings.finishedTaskHistory, maxAge: settings.finishedTaskMaxAge)
     }
 
     // MARK: Groups

@@ -170,7 +170,8 @@ final class Scheduler: Sendable {
     }
 
     func result(of id: TaskID) -> (any Sendable)? {
-        state.withLock { $0.results[id] }
+        let now = clock.now
+        return state.withLock { $0.results[id, now] }
     }
 
     func control(of id: TaskID) -> TaskControl? {
@@ -180,9 +181,10 @@ final class Scheduler: Sendable {
     /// Flags by id (a cancel is ``ControlFlags/interrupt``): a waiting task leaves its line at once, a running
     /// one's body is cancelled. Returns whether the task was live; throws for an unknown id.
     func request(_ flags: ControlFlags, for id: TaskID) throws -> Bool {
+        let now = clock.now
         let control = try mutate { state, actions -> TaskControl? in
             guard let task = state.tasks[id] else {
-                if state.finished[id] != nil { return nil }
+                if state.finished[id, now] != nil { return nil }
                 throw TaskLifecycle.unknown(id)
             }
             if flags.contains(.interrupt), case .waiting(let ticket) = task.phase, state.scheduling != nil {
@@ -228,7 +230,8 @@ final class Scheduler: Sendable {
     }
 
     func latestOutput(of id: TaskID) -> (any PartialOutput)? {
-        state.withLock { $0.latestOutput(of: id) }
+        let now = clock.now
+        return state.withLock { $0.latestOutput(of: id, now: now) }
     }
 
     /// Moves a live task to the history and gives back what it held, in one step.
@@ -236,8 +239,12 @@ final class Scheduler: Sendable {
         _ id: TaskID, outcome: TaskStatus.Outcome, result: (any Sendable)?, bodyRan: Bool
     ) -> TaskStatus? {
         let now = clock.now
+        // A result that says its size counts against the result history's byte budget; read before the lock.
+        let resultBytes = (result as? any PartialOutput)?.outputByteCount ?? 0
         return mutate { state, actions in
-            state.finish(id, outcome: outcome, result: result, bodyRan: bodyRan, now: now, effects: &actions)
+            state.finish(
+                id, outcome: outcome, result: result, resultBytes: resultBytes, bodyRan: bodyRan, now: now,
+                effects: &actions)
         }
     }
 
@@ -245,10 +252,11 @@ final class Scheduler: Sendable {
 
     /// Subscribes to a live task, or hands back the final status of a finished one still remembered.
     func subscribe(_ subscription: UpdateSubscription) throws {
+        let now = clock.now
         try state.withLock { state in
             if state.tasks[subscription.taskID] != nil {
                 state.subscribe(subscription)
-            } else if let final = state.finished[subscription.taskID] {
+            } else if let final = state.finished[subscription.taskID, now] {
                 subscription.final = final
             } else {
                 throw TaskLifecycle.unknown(subscription.taskID)
@@ -258,7 +266,8 @@ final class Scheduler: Sendable {
 
     /// Subscribes a reader of outputs, from chunk `nextChunk`.
     func subscribeToOutputs(_ subscription: UpdateSubscription, from nextChunk: Int) throws {
-        try state.withLock { try $0.subscribeToOutputs(subscription, from: nextChunk) }
+        let now = clock.now
+        try state.withLock { try $0.subscribeToOutputs(subscription, from: nextChunk, now: now) }
     }
 
     func read(

@@ -89,18 +89,19 @@ final class WireFormatTests: XCTestCase {
 
     func testHistoryKeepsTheNewestEntryOfAReusedIdAndEvictsTheOldest() {
         var history = TaskHistory<Int>(capacity: 2)
-        history.record(1, for: "a")
-        history.record(2, for: "b")
-        history.record(3, for: "a")  // reused: newest now
-        XCTAssertEqual(history["a"], 3)
-        XCTAssertEqual(history["b"], 2)
-        history.record(4, for: "c")  // evicts b, the oldest
-        XCTAssertNil(history["b"])
-        XCTAssertEqual(history["a"], 3)
-        XCTAssertEqual(history["c"], 4)
-        for value in 0..<10_000 { history.record(value, for: "a") }
+        let now = ContinuousClock.now
+        history.record(1, for: "a", at: now)
+        history.record(2, for: "b", at: now)
+        history.record(3, for: "a", at: now)  // reused: newest now
+        XCTAssertEqual(history["a", now], 3)
+        XCTAssertEqual(history["b", now], 2)
+        history.record(4, for: "c", at: now)  // evicts b, the oldest
+        XCTAssertNil(history["b", now])
+        XCTAssertEqual(history["a", now], 3)
+        XCTAssertEqual(history["c", now], 4)
+        for value in 0..<10_000 { history.record(value, for: "a", at: now) }
         XCTAssertEqual(history.count, 2)
-        XCTAssertEqual(history["c"], 4, "re-recording one id never evicts the other")
+        XCTAssertEqual(history["c", now], 4, "re-recording one id never evicts the other")
     }
 
     /// A lifecycle used by itself tracks work that runs elsewhere.
