@@ -11,8 +11,10 @@ public struct ImageServer: Sendable {
     public let queue: CallQueue
     public let gpu: SimulatedGPU
     public let chat: SimulatedChat
-    /// Event streams open now.
-    let streams = StreamCount()
+    /// What `GET /metrics` answers.
+    public let metrics: ServerMetrics
+    /// Event streams open now, per client.
+    let streams: EventStreams
 
     /// The number of event streams open now.
     public var openEventStreams: Int { streams.count }
@@ -24,6 +26,10 @@ public struct ImageServer: Sendable {
     /// A server whose chat calls await `beforeToken` before each token, after the server's own hold.
     init(options: ServerOptions, beforeToken: (@Sendable (Int) async throws -> Void)?) throws {
         self.options = options
+        let gpu = SimulatedGPU(stepDuration: options.stepDuration)
+        let metrics = ServerMetrics()
+        self.metrics = metrics
+        streams = EventStreams(limitPerClient: options.maxStreamsPerClient)
         queue = try CallQueue(
             configuration: .init(
                 groups: [
@@ -31,18 +37,25 @@ public struct ImageServer: Sendable {
                     // each call's session with its status, which is how a route knows whose a job is.
                     "gpu": .init(
                         limit: .limited(options.slots), maxQueueSize: options.maxQueue,
-                        discipline: .fairShare(
-                            FairShare(maxQueuedPerKey: options.maxQueuedPerClient, reportsKeys: true))),
+                        discipline: options.line == .fifo
+                            ? .fifo
+                            : .fairShare(FairShare(maxQueuedPerKey: options.maxQueuedPerClient, reportsKeys: true))),
                     "cpu": .init(limit: .unlimited),
                 ],
                 finishedTaskHistory: options.history,
                 resultHistory: options.history,
+                // A finished job is kept for a time, within a byte budget for its image: a slow or reloading
+                // client finds it again, and a flood of finished jobs cannot take the server's memory.
+                finishedTaskMaxAge: options.keepFinished,
+                resultHistoryBytes: options.resultBytes,
                 initialRunTimeEstimate: options.stepDuration * 20,
+                observer: metrics.observer,
+                // Each job's memory peak, read from the simulated GPU as NVML reads a real one.
+                memorySampler: MemorySampler(monitor: gpu.memoryMonitor),
                 undeclaredGroups: .reject,
                 positionUpdateInterval: options.positionUpdateInterval,
                 positionUpdateFraction: options.positionUpdateFraction
             ))
-        let gpu = SimulatedGPU(stepDuration: options.stepDuration)
         self.gpu = gpu
         chat = SimulatedChat(tokenDuration: options.tokenDuration) { index in
             try await gpu.waitWhileHeld()
@@ -54,6 +67,9 @@ public struct ImageServer: Sendable {
     public func buildApplication() -> some ApplicationProtocol {
         Application(
             router: buildRouter(),
+            // A connection idle, or slow to send its request, for `idleTimeout` is closed; a stream being
+            // answered is not idle.
+            server: .http1(configuration: .init(idleTimeout: .nanoseconds(Int64(options.idleTimeout.seconds * 1e9)))),
             configuration: .init(
                 address: .hostname(options.host, port: options.port), serverName: "ImageServer",
                 // Thousands of clients may connect at once, each holding an event stream.
@@ -66,15 +82,19 @@ public struct ImageServer: Sendable {
         let queue = queue
         let gpu = gpu
         let chat = chat
+        let metrics = metrics
         let streams = streams
+        let line = options.line
         let heartbeat = options.heartbeat
 
-        router.get("/") { _, _ in try Self.page() }
+        router.get("/") { _, _ in try Self.resource("index", "html", as: "text/html; charset=utf-8") }
+        // The routes' OpenAPI document, kept beside the code; CI checks the live server against it.
+        router.get("openapi.json") { _, _ in try Self.resource("openapi", "json", as: "application/json") }
 
         // Admit a job and answer its id at once: 202 {"task_id"}, 429 when this client has enough waiting, 503
         // when the queue is full, 400 on a bad body.
         router.post("jobs") { request, _ -> Response in
-            try await Self.admit(request, as: JobRequest.self, options: options) { job, session in
+            try await Self.admit(request, as: JobRequest.self, options: options, metrics: metrics) { job, session in
                 try queue.submit(group: "gpu", fairness: session.fairness) { context in
                     try await gpu.generate(
                         prompt: job.prompt, steps: job.steps, seed: job.seed, stepDuration: job.stepDuration,
@@ -85,12 +105,12 @@ public struct ImageServer: Sendable {
 
         router.get("jobs/:id") { request, context -> Response in
             let id = try Self.taskID(context)
-            return try await Self.owned(id, request, queue) { status in try Self.json(Self.shown(status)) }
+            return try await Self.owned(id, request, queue, line) { status in try Self.json(Self.shown(status)) }
         }
 
         // A chat call: the simulated text model runs in the same "gpu" group and emits its tokens as they come.
         router.post("chat") { request, _ -> Response in
-            try await Self.admit(request, as: ChatRequest.self, options: options) { call, session in
+            try await Self.admit(request, as: ChatRequest.self, options: options, metrics: metrics) { call, session in
                 try queue.submit(group: "gpu", fairness: session.fairness) { context in
                     try await chat.generate(prompt: call.prompt, tokens: call.tokens, seed: call.seed, context: context)
                 }.id
@@ -104,31 +124,21 @@ public struct ImageServer: Sendable {
         router.get("jobs/:id/events") { request, context -> Response in
             let id = try Self.taskID(context)
             let lastEventID = Self.lastEventID(request)
-            guard let status = try? queue.status(of: id), ClientSession.of(request)?.owns(status) == true,
+            guard let session = ClientSession.of(request), let status = try? queue.status(of: id),
+                session.owns(status, line: line),
                 let outputs = try? queue.outputs(of: id, latest: Preview.self, chunks: String.self, after: lastEventID)
             else { return try Self.notFound(id) }
+            guard let place = streams.open(for: session.token) else {
+                let message = "this client has \(streams.limitPerClient) event streams open; close one first"
+                return try Self.error(.tooManyRequests, code: "tooManyStreams", message: message)
+            }
             return Response(
                 status: .ok,
                 headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
                 body: ResponseBody { writer in
-                    streams.add(1)
-                    defer { streams.add(-1) }
-                    let (events, sink) = AsyncStream.makeStream(of: String.self)
-                    try await withThrowingTaskGroup(of: Void.self) { group in
-                        group.addTask {
-                            for await update in outputs { sink.yield(try Self.events(of: update)) }
-                            sink.finish()
-                        }
-                        group.addTask {
-                            while true {
-                                try await Task.sleep(for: heartbeat)
-                                sink.yield(": heartbeat\n\n")
-                            }
-                        }
-                        for await event in events {
-                            try await writer.write(ByteBuffer(string: event))
-                        }
-                        group.cancelAll()
+                    defer { withExtendedLifetime(place) {} }
+                    try await Self.stream(outputs, heartbeat: heartbeat) { text in
+                        try await writer.write(ByteBuffer(string: text))
                     }
                     try await writer.finish(nil)
                 }
@@ -137,14 +147,14 @@ public struct ImageServer: Sendable {
 
         router.delete("jobs/:id") { request, context -> Response in
             let id = try Self.taskID(context)
-            return try await Self.owned(id, request, queue) { _ in
+            return try await Self.owned(id, request, queue, line) { _ in
                 try Self.json(["cancelled": try queue.cancel(id)], status: .accepted)
             }
         }
 
         router.get("jobs/:id/result") { request, context -> Response in
             let id = try Self.taskID(context)
-            return try await Self.owned(id, request, queue) { status in
+            return try await Self.owned(id, request, queue, line) { status in
                 guard status.state.finished?.outcome == .succeeded else {
                     return try Self.json(["status": Self.shown(status)], status: .conflict)
                 }
@@ -159,7 +169,7 @@ public struct ImageServer: Sendable {
 
         router.get("jobs/:id/preview") { request, context -> Response in
             let id = try Self.taskID(context)
-            return try await Self.owned(id, request, queue) { _ in
+            return try await Self.owned(id, request, queue, line) { _ in
                 // The job's latest partial output, from the queue: while it runs, and after it finished.
                 guard let png = queue.latestOutput(of: id, as: Preview.self)?.png else {
                     return try Self.error(.notFound, code: "noPreview", message: "no preview of '\(id)' yet")
@@ -171,7 +181,7 @@ public struct ImageServer: Sendable {
         // "Describe image": a cheap call in the unlimited "cpu" group.
         router.get("jobs/:id/description") { request, context -> Response in
             let id = try Self.taskID(context)
-            return try await Self.owned(id, request, queue) { _ in
+            return try await Self.owned(id, request, queue, line) { _ in
                 guard let png = queue.result(of: id) as? [UInt8] else {
                     return try Self.error(.notFound, code: "noImage", message: "no image of '\(id)'")
                 }
@@ -180,10 +190,20 @@ public struct ImageServer: Sendable {
             }
         }
 
+        // Prometheus' text format: the queue's series (waiting, running, wait and run times, failures, memory
+        // peaks) and the refusals by code. Counts only, like `/queue`: no ids, no sessions.
+        router.get("metrics") { _, _ -> Response in
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(bytes: metrics.render())))
+        }
+
         // Counts for everyone, and the caller's own live jobs; never another client's ids.
         router.get("queue") { request, _ -> Response in
             let session = ClientSession.of(request)
-            let mine = session.map { session in queue.liveTasks.filter(session.owns).map(\.id.rawValue) } ?? []
+            let mine =
+                session.map { session in queue.liveTasks.filter { session.owns($0, line: line) }.map(\.id.rawValue) }
+                ?? []
             return try Self.json(QueueReport(queue.groups, yourJobs: mine, mostRunningBodies: gpu.mostRunningAtOnce))
         }
 
@@ -214,14 +234,36 @@ public struct ImageServer: Sendable {
         }
     }
 
-    /// A count of open event streams.
-    final class StreamCount: Sendable {
-        private let value = Mutex(0)
-
-        var count: Int { value.withLock { $0 } }
-
-        func add(_ delta: Int) {
-            value.withLock { $0 += delta }
+    /// Writes a job's events with `write` until the job ends: every status change, each token (with its index
+    /// as the event's id), a note when a newer preview exists, and a heartbeat comment while idle. An update is
+    /// taken from the queue only once the one before it is written, so a slow client costs the queue's bounded
+    /// window, not a buffer here. A client that goes away ends the stream, never the job.
+    static func stream(
+        _ outputs: TaskOutputs<Preview, String>, heartbeat: Duration,
+        write: (String) async throws -> Void
+    ) async throws {
+        let (events, sink) = AsyncStream.makeStream(of: WrittenEvent.self)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                defer { sink.finish() }
+                for await update in outputs {
+                    let written = OpenOnce()
+                    sink.yield(WrittenEvent(text: try Self.events(of: update), written: written))
+                    await written.wait()
+                    try Task.checkCancellation()
+                }
+            }
+            group.addTask {
+                while true {
+                    try await Task.sleep(for: heartbeat)
+                    sink.yield(WrittenEvent(text: ": heartbeat\n\n", written: nil))
+                }
+            }
+            defer { group.cancelAll() }
+            for await event in events {
+                try await write(event.text)
+                event.written?.open()
+            }
         }
     }
 
@@ -259,7 +301,7 @@ public struct ImageServer: Sendable {
     /// session's cookie; 400 saying what is wrong with a bad body, with nothing registered; 429 when this client
     /// has enough waiting, 503 when the queue is full or the wait too long, both with `Retry-After`.
     static func admit<Body: CheckedRequest>(
-        _ request: Request, as type: Body.Type, options: ServerOptions,
+        _ request: Request, as type: Body.Type, options: ServerOptions, metrics: ServerMetrics,
         _ submit: (Body.Checked, ClientSession) throws -> TaskID
     ) async throws -> Response {
         let checked: Body.Checked
@@ -282,6 +324,7 @@ public struct ImageServer: Sendable {
             if known == nil { response.headers[.setCookie] = session.setCookie }
             return response
         } catch var error as CallQueueError {
+            metrics.refused(error)
             // The session is the call's fairness key: the refusal names it, and the client must not see it
             // echoed where a log or a proxy keeps it.
             error.fairnessKey = nil
@@ -301,9 +344,11 @@ public struct ImageServer: Sendable {
     /// Answers `body` with the job's status when the request's session owns it; otherwise 404, exactly as for
     /// an id the queue does not know, so that nobody learns whether another client's id exists.
     static func owned(
-        _ id: TaskID, _ request: Request, _ queue: CallQueue, _ body: (TaskStatus) async throws -> Response
+        _ id: TaskID, _ request: Request, _ queue: CallQueue, _ line: ServerOptions.Line,
+        _ body: (TaskStatus) async throws -> Response
     ) async throws -> Response {
-        guard let status = try? queue.status(of: id), ClientSession.of(request)?.owns(status) == true else {
+        guard let status = try? queue.status(of: id), ClientSession.of(request)?.owns(status, line: line) == true
+        else {
             return try notFound(id)
         }
         return try await body(status)
@@ -334,6 +379,7 @@ public struct ImageServer: Sendable {
     /// `/jobs/:id/preview` by the page, not sent to every reader.
     static func events(of update: TaskOutputUpdate<Preview, String>) throws -> String {
         let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
         var text = ""
         if update.missedChunks > 0 {
             text += "event: missed\ndata: {\"count\":\(update.missedChunks)}\n\n"
@@ -352,8 +398,10 @@ public struct ImageServer: Sendable {
         return text
     }
 
+    /// The path's task id, percent-decoded: a client may send `task(x)` as `task%28x%29`, and both name one job.
     static func taskID(_ context: BasicRequestContext) throws -> TaskID {
-        TaskID(try context.parameters.require("id"))
+        let raw = try context.parameters.require("id")
+        return TaskID(raw.removingPercentEncoding ?? raw)
     }
 
     static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
@@ -386,15 +434,15 @@ public struct ImageServer: Sendable {
         )
     }
 
-    static func page() throws -> Response {
-        guard let url = Bundle.module.url(forResource: "index", withExtension: "html") else {
-            throw HTTPError(.internalServerError, message: "the page is missing from the bundle")
+    /// A file of the bundle's, as `type`.
+    static func resource(_ name: String, _ fileExtension: String, as type: String) throws -> Response {
+        guard let url = Bundle.module.url(forResource: name, withExtension: fileExtension) else {
+            throw HTTPError(.internalServerError, message: "\(name).\(fileExtension) is missing from the bundle")
         }
-        let html = try Data(contentsOf: url)
         return Response(
             status: .ok,
-            headers: [.contentType: "text/html; charset=utf-8"],
-            body: .init(byteBuffer: ByteBuffer(bytes: html))
+            headers: [.contentType: type],
+            body: .init(byteBuffer: ByteBuffer(bytes: try Data(contentsOf: url)))
         )
     }
 }

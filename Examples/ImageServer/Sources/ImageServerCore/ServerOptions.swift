@@ -11,8 +11,12 @@ public struct ServerOptions: Sendable {
     public var stepDuration: Duration = .milliseconds(100)
     /// How long the simulated text model takes per token (`POST /chat`).
     public var tokenDuration: Duration = .milliseconds(30)
-    /// Finished jobs (and their images) kept for `GET /jobs/:id` and `/result`.
-    public var history = 256
+    /// Finished jobs (and their images) kept for `GET /jobs/:id` and `/result`, at most.
+    public var history = 10_000
+    /// How long a finished job (its status, image and last preview) stays for a slow or reloading client.
+    public var keepFinished: Duration = .seconds(600)
+    /// The most bytes of finished jobs' images kept; the oldest go first.
+    public var resultBytes = 256 << 20
     /// Server-sent-event heartbeat (a comment line) while a stream is idle.
     public var heartbeat: Duration = .seconds(15)
     /// Least time between two position updates to one event stream.
@@ -24,6 +28,18 @@ public struct ServerOptions: Sendable {
     /// Most jobs one client may have waiting; more answer 429 with `Retry-After`. Clients are served in turn
     /// (fair share by session), so one client's flood holds another's first job back by one job at most.
     public var maxQueuedPerClient = 4
+    /// Most event streams one client may hold open at once; more answer 429.
+    public var maxStreamsPerClient = 8
+    /// How long a connection may sit idle, or take to send its request, before the server closes it.
+    public var idleTimeout: Duration = .seconds(30)
+    /// How the "gpu" group serves its line: clients in turn (the default), or, for the load test's baseline
+    /// only, in arrival order (`--line fifo`, a test hook: without fair share the queue keeps no session with a
+    /// job, so that mode does not check who owns a job).
+    public var line = Line.fairShare
+    public enum Line: String, Sendable {
+        case fairShare = "fair"
+        case fifo
+    }
     /// The load test's and the browser test's hooks: the `/debug` routes and a job's own `step_ms`. Off by
     /// default: with them anyone could stall the GPU for everyone.
     public var testHooks = false
@@ -31,7 +47,7 @@ public struct ServerOptions: Sendable {
     public init() {}
 
     /// Parses `--host H --port N --slots N --max-queue N --max-queued-per-client N --step-ms N --token-ms N
-    /// --history N --test-hooks`.
+    /// --history N --keep-finished 10m --result-mb N --max-streams-per-client N --idle-timeout 30s --test-hooks --line fifo`.
     public static func parse(_ arguments: [String]) throws -> ServerOptions {
         var options = ServerOptions()
         var remaining = arguments[...]
@@ -47,6 +63,17 @@ public struct ServerOptions: Sendable {
             }
             return number
         }
+        func duration(_ flag: String, least: Int = 0) throws -> Duration {
+            let text = try value(flag)
+            let units: [Character: Int] = ["s": 1, "m": 60, "h": 3_600]
+            let unit = text.last.flatMap { units[$0] }
+            guard let count = Int(unit == nil ? Substring(text) : text.dropLast()),
+                (least...1_000_000).contains(count)
+            else {
+                throw UsageError("\(flag) takes a duration of at least \(least)s, like 90s, 10m or 2h, not '\(text)'")
+            }
+            return .seconds(count * (unit ?? 1))
+        }
         while let flag = remaining.popFirst() {
             switch flag {
             case "--host": options.host = try value(flag)
@@ -58,16 +85,30 @@ public struct ServerOptions: Sendable {
             case "--max-queued-per-client": options.maxQueuedPerClient = try number(flag, in: 1...1_000_000)
             case "--test-hooks": options.testHooks = true
             case "--history": options.history = try number(flag, in: 0...1_000_000)
+            case "--keep-finished": options.keepFinished = try duration(flag)
+            case "--result-mb": options.resultBytes = try number(flag, in: 0...1_000_000) << 20
+            case "--max-streams-per-client": options.maxStreamsPerClient = try number(flag, in: 1...100_000)
+            case "--idle-timeout": options.idleTimeout = try duration(flag, least: 1)
+            case "--line":
+                let text = try value(flag)
+                guard let line = Line(rawValue: text) else {
+                    throw UsageError("--line takes fair or fifo, not '\(text)'")
+                }
+                options.line = line
             case "--help", "-h": throw UsageError("")
             default: throw UsageError("unknown option '\(flag)'")
             }
+        }
+        if options.line == .fifo && !options.testHooks {
+            throw UsageError("--line fifo is a test hook (the load test's baseline): start it with --test-hooks")
         }
         return options
     }
 
     public static let usage = """
         usage: ImageServer [--host 127.0.0.1] [--port 8080] [--slots 1] [--max-queue 100] [--max-queued-per-client 4]
-            [--step-ms 100] [--token-ms 30] [--history 256] [--test-hooks]
+            [--step-ms 100] [--token-ms 30] [--history 10000] [--keep-finished 10m] [--result-mb 256]
+            [--max-streams-per-client 8] [--idle-timeout 30s] [--test-hooks [--line fifo]]
         """
 }
 

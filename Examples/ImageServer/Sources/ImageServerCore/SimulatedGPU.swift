@@ -116,6 +116,16 @@ public final class SimulatedGPU: Sendable {
         self.stepDuration = stepDuration
     }
 
+    /// The simulated device's memory, as a `DeviceMonitor` reads it: 1 GiB of weights, and 3 GiB more for each
+    /// running job, of 24 GiB. The queue's memory sampler reads it for each job's peak.
+    public var memoryMonitor: ClosureDeviceMonitor {
+        ClosureDeviceMonitor(device: DeviceIdentity(kind: "simulated", index: 0, name: "Simulated GPU")) { [self] in
+            let gib: UInt64 = 1 << 30
+            let used = gib + 3 * gib * UInt64(bodies.withLock { $0.running })
+            return DeviceMemory(total: 24 * gib, free: 24 * gib - used, used: used, processUsed: used)
+        }
+    }
+
     /// The most bodies that ever ran at once.
     public var mostRunningAtOnce: Int { bodies.withLock { $0.most } }
 

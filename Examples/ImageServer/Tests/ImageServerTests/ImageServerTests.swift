@@ -243,6 +243,45 @@ final class ImageServerTests: XCTestCase {
         }
     }
 
+    func testOptionsParseDurationsAndBounds() throws {
+        XCTAssertEqual(try ServerOptions.parse(["--keep-finished", "10m"]).keepFinished, .seconds(600))
+        XCTAssertEqual(try ServerOptions.parse(["--keep-finished", "90s"]).keepFinished, .seconds(90))
+        XCTAssertEqual(try ServerOptions.parse(["--keep-finished", "2h"]).keepFinished, .seconds(7_200))
+        XCTAssertEqual(try ServerOptions.parse(["--keep-finished", "45"]).keepFinished, .seconds(45))
+        XCTAssertEqual(try ServerOptions.parse(["--result-mb", "3"]).resultBytes, 3 << 20)
+        XCTAssertEqual(try ServerOptions.parse(["--idle-timeout", "2m"]).idleTimeout, .seconds(120))
+        XCTAssertEqual(try ServerOptions.parse(["--max-streams-per-client", "3"]).maxStreamsPerClient, 3)
+        XCTAssertEqual(try ServerOptions.parse([]).line, .fairShare)
+        XCTAssertEqual(try ServerOptions.parse(["--test-hooks", "--line", "fifo"]).line, .fifo)
+        XCTAssertFalse(try ServerOptions.parse([]).testHooks, "off by default")
+        XCTAssertTrue(try ServerOptions.parse(["--test-hooks"]).testHooks)
+        for bad in [
+            ["--keep-finished", "10x"], ["--keep-finished", "-1m"], ["--keep-finished"],
+            ["--max-queued-per-client", "0"], ["--idle-timeout", "0"], ["--max-streams-per-client", "0"],
+            ["--line", "fifo"], ["--test-hooks", "--line", "lifo"],
+        ] {
+            XCTAssertThrowsError(try ServerOptions.parse(bad), "\(bad)") { XCTAssertTrue($0 is UsageError) }
+        }
+    }
+
+    /// A finished job is kept by time, not by how many finished after it: 300 later jobs do not push it out.
+    func testAFinishedJobIsFoundAfterManyOthers() async throws {
+        let server = try makeServer()
+        try await application(server).test(.router) { client in
+            let first = try taskID(try await submit(client, #"{"prompt": "first", "steps": 1}"#))
+            _ = try await waitForEnd(server, first)
+            for index in 0..<300 {
+                let id = try taskID(
+                    try await submit(client, #"{"prompt": "later", "steps": 1}"#, session: sessionToken(index)))
+                _ = try await waitForEnd(server, id)
+            }
+            let status = try await send(client, "/jobs/\(first)", .get)
+            XCTAssertEqual(status.status, .ok)
+            let image = try await send(client, "/jobs/\(first)/result", .get)
+            XCTAssertEqual(image.headers[.contentType], "image/png")
+        }
+    }
+
     func testPNGEncoderChecksums() {
         XCTAssertEqual(PNG.crc32(Array("IEND".utf8)), 0xAE42_6082)
         XCTAssertEqual(PNG.adler32(Array("Wikipedia".utf8)), 0x11E6_0398)
@@ -335,30 +374,5 @@ final class GateAt: Sendable {
         guard token == index else { return }
         reached.open()
         await open.wait()
-    }
-}
-
-/// A one-way gate.
-final class OpenOnce: Sendable {
-    private let state = Mutex<(isOpen: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
-
-    func open() {
-        let waiters = state.withLock { state in
-            state.isOpen = true
-            defer { state.waiters = [] }
-            return state.waiters
-        }
-        for waiter in waiters { waiter.resume() }
-    }
-
-    func wait() async {
-        await withCheckedContinuation { continuation in
-            let resumeNow = state.withLock { state in
-                if state.isOpen { return true }
-                state.waiters.append(continuation)
-                return false
-            }
-            if resumeNow { continuation.resume() }
-        }
     }
 }

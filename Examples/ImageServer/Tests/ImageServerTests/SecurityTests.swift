@@ -7,10 +7,20 @@ import XCTest
 
 @testable import ImageServerCore
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// What a stranger can do to another client's jobs: nothing, not even learn that an id exists.
 final class SecurityTests: XCTestCase {
-    func makeServer(testHooks: Bool = false, maxQueuedPerClient: Int = 4) throws -> ImageServer {
+    func makeServer(
+        testHooks: Bool = false, maxQueuedPerClient: Int = 4, maxStreamsPerClient: Int = 8,
+        idleTimeout: Duration = .seconds(30)
+    ) throws -> ImageServer {
         var options = ServerOptions()
+        options.maxStreamsPerClient = maxStreamsPerClient
+        options.idleTimeout = idleTimeout
+        options.port = 0
         options.stepDuration = .seconds(3600)
         options.tokenDuration = .zero
         options.positionUpdateInterval = .zero
@@ -50,6 +60,10 @@ final class SecurityTests: XCTestCase {
                 try server.queue.status(of: running).state.running != nil, "the stranger's cancel did nothing")
             let mine = try await send(client, "/jobs/\(running)", .get, session: Self.owner)
             XCTAssertEqual(mine.status, .ok)
+            let encoded = running.rawValue.replacingOccurrences(of: "(", with: "%28").replacingOccurrences(
+                of: ")", with: "%29")
+            let byEncodedID = try await send(client, "/jobs/\(encoded)", .get, session: Self.owner)
+            XCTAssertEqual(byEncodedID.status, .ok, "a percent-encoded id names the same job")
             XCTAssertFalse(String(buffer: mine.body).contains(Self.owner), "a status never carries the session")
             let cancel = try await send(client, "/jobs/\(running)", .delete, session: Self.owner)
             XCTAssertEqual(cancel.status, .accepted)
@@ -186,11 +200,90 @@ final class SecurityTests: XCTestCase {
         }
     }
 
+    /// A client may hold `maxStreamsPerClient` event streams open; one more is 429 until one closes, and other
+    /// clients are not counted against it. A stream's place comes back when it ends.
+    func testEventStreamsPerClientAreCapped() async throws {
+        let server = try makeServer(maxStreamsPerClient: 2)
+        try await application(server).test(.router) { client in
+            let mine = try taskID(try await submit(client, #"{"prompt": "watched"}"#, session: Self.owner))
+            let theirs = try taskID(try await submit(client, #"{"prompt": "theirs"}"#, session: Self.stranger))
+            async let first = send(client, "/jobs/\(mine)/events", .get, session: Self.owner)
+            async let second = send(client, "/jobs/\(mine)/events", .get, session: Self.owner)
+            async let another = send(client, "/jobs/\(theirs)/events", .get, session: Self.stranger)
+            await waitUntilTrue { server.openEventStreams == 3 }
+            let third = try await send(client, "/jobs/\(mine)/events", .get, session: Self.owner)
+            XCTAssertEqual(third.status, .tooManyRequests)
+            XCTAssertTrue(String(buffer: third.body).contains(#""code":"tooManyStreams""#), String(buffer: third.body))
+            XCTAssertEqual(server.openEventStreams, 3, "a refused stream holds no place")
+            for (id, session) in [(theirs, Self.stranger), (mine, Self.owner)] {
+                try await send(client, "/jobs/\(id)", .delete, session: session)
+            }
+            for stream in [try await first, try await second, try await another] {
+                XCTAssertEqual(stream.status, .ok)
+                XCTAssertTrue(String(buffer: stream.body).contains(#""outcome":"cancelled""#))
+            }
+            await waitUntilTrue { server.openEventStreams == 0 }
+            let again = try await send(client, "/jobs/\(mine)/events", .get, session: Self.owner)
+            XCTAssertEqual(again.status, .ok, "the places came back")
+        }
+    }
+
+    /// A connection that sends part of a request and stops, or nothing at all, is closed after the idle
+    /// timeout: a slow client cannot hold a connection for ever.
+    func testIdleAndSlowConnectionsAreClosed() async throws {
+        let server = try makeServer(idleTimeout: .milliseconds(200))
+        try await server.buildApplication().test(.live) { client in
+            let port = try XCTUnwrap(client.port)
+            let partial = "POST /jobs HTTP/1.1\r\nHost: localhost\r\nContent-Length: 40\r\n\r\n{\"prompt\": "
+            for sent in [partial, ""] {
+                let closed = try await RawConnection.closedByPeer(port: port, sending: sent)
+                XCTAssertTrue(closed, "a connection that sent \(sent.count) bytes and stopped is closed")
+            }
+        }
+        XCTAssertTrue(server.queue.liveTasks.isEmpty, "the partial request registered nothing")
+    }
+
     /// Follows the queue until one of `ids` runs; returns it.
     static func nextStarted(_ server: ImageServer, among ids: [TaskID]) async throws -> TaskID {
         while true {
             for id in ids where try server.queue.status(of: id).state.running != nil { return id }
             try await Task.sleep(for: .milliseconds(1))
         }
+    }
+}
+
+/// A plain TCP connection, for what an HTTP client library would not do: send part of a request and stop.
+enum RawConnection {
+    /// Connects to the loopback `port`, sends `text`, and waits for the server to close the connection:
+    /// `true` when it did, `false` when it sent something or was still open after a minute (a bound that
+    /// fails the test instead of hanging it, not a timing).
+    static func closedByPeer(port: Int, sending text: String) async throws -> Bool {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result { try blockingClosedByPeer(port: port, sending: text) })
+            }
+        }
+    }
+
+    private static func blockingClosedByPeer(port: Int, sending text: String) throws -> Bool {
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard socket >= 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
+        defer { close(socket) }
+        var timeout = timeval(tv_sec: 60, tv_usec: 0)
+        setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard connected == 0 else { throw POSIXError(.init(rawValue: errno) ?? .ECONNREFUSED) }
+        let bytes = Array(text.utf8)
+        if !bytes.isEmpty { _ = send(socket, bytes, bytes.count, 0) }
+        var buffer = [UInt8](repeating: 0, count: 1_024)
+        return recv(socket, &buffer, buffer.count, 0) == 0
     }
 }
