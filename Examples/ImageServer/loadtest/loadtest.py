@@ -157,9 +157,10 @@ class SwiftServer:
         self.base = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
             # The test hooks give the load its own step times and the gap statistics; the httpx workloads
-            # submit every job from one session (httpx keeps the cookie), so the cap per client is lifted.
+            # submit every job from one session (httpx keeps the cookie), so the caps per client are lifted.
             [binary, "--port", str(self.port), "--slots", str(slots), "--max-queue", "1000000", "--step-ms", "10",
-             "--token-ms", "0", "--history", "100000", "--test-hooks", "--max-queued-per-client", "1000000"],
+             "--token-ms", "0", "--history", "100000", "--test-hooks", "--max-queued-per-client", "1000000",
+             "--max-streams-per-client", "100000"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.tokens = {}
 
@@ -209,6 +210,23 @@ class SwiftServer:
                 messages += 1
                 if event == "status" and json.loads(data)["state"] == "finished":
                     return messages
+            raise RuntimeError(f"the event stream of {job} ended before the job")
+        finally:
+            connection.close()
+
+    async def waiting_client(self, session=None):
+        """The flood workload's user: submits one 10 ms job and follows it to its end on one connection;
+        answers how long it waited for its slot (the finished status's `queuedFor`, the server's own clock).
+        With `session`, the job is submitted in that session instead of a new one of its own."""
+        connection = await Connection.open(self.port)
+        connection.token = session
+        try:
+            answer = await connection.json("POST", "/jobs", {"prompt": "one", "steps": 1, "seed": 1, "step_ms": 10})
+            job, connection.token = answer["task_id"], answer["owner_token"]
+            async for event, data in connection.events(f"/jobs/{job}/events"):
+                status = json.loads(data) if event == "status" else {}
+                if status.get("state") == "finished":
+                    return status["queuedFor"]
             raise RuntimeError(f"the event stream of {job} ended before the job")
         finally:
             connection.close()
@@ -476,7 +494,23 @@ async def chat_clients(server, client, count, tokens, limit_s):
     }
 
 
-async def measure(server, runs, clients, backlogs, client_runs, limit_s, chat=(0, 0)):
+async def flood(server, client, flood_jobs, others, fifo):
+    """One client (the httpx client: one session) queues `flood_jobs` jobs of 10 ms, then `others` clients
+    submit one job each; answers their waits' p50 and p99 (the server's `queuedFor`). Each from its own
+    session, fair share serves them ahead of the flood's backlog. The FIFO baseline (`fifo`) submits the same
+    jobs in the flooder's session: fair share serves one key's calls in arrival order, so they wait behind the
+    whole flood as in a FIFO queue. The flood's jobs left afterwards are cancelled."""
+    Connection.connects = asyncio.Semaphore(256)
+    flooded = [await server.submit(client, 1, 10) for _ in range(flood_jobs)]
+    session = server.tokens[flooded[0]] if fifo else None
+    waits = sorted(await asyncio.gather(*(server.waiting_client(session) for _ in range(others))))
+    for job in flooded:
+        await server.cancel(client, job)
+    label = f"flood of {flood_jobs} + {others} clients x 1 job, {'FIFO (one session)' if fifo else 'fair share'}: wait"
+    return {f"{label} p50 s": waits[len(waits) // 2], f"{label} p99 s": waits[int(len(waits) * 0.99)]}
+
+
+async def measure(server, runs, clients, backlogs, client_runs, limit_s, chat=(0, 0), flood_shape=(0, 0)):
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
     async with httpx.AsyncClient(timeout=httpx.Timeout(None), limits=limits) as client:
         await wait_ready(server, client)
@@ -495,6 +529,10 @@ async def measure(server, runs, clients, backlogs, client_runs, limit_s, chat=(0
                 figures.update(await backlog(server, client, count))
             figures.update(await cancel_running(server, client))
             record(f"run {run + 1}", figures)
+        flood_jobs, flood_others = flood_shape
+        for run in range(client_runs if flood_others and isinstance(server, SwiftServer) else 0):
+            for fifo in (False, True):
+                record(f"flood, run {run + 1}", await flood(server, client, flood_jobs, flood_others, fifo))
         chat_count, chat_tokens = chat
         for run in range(client_runs if chat_count else 0):
             record(f"S2, run {run + 1}", await chat_clients(server, client, chat_count, chat_tokens, limit_s))
@@ -516,6 +554,9 @@ def main():
     parser.add_argument("--skip-gradio", action="store_true")
     parser.add_argument("--chat", default="1000x200",
                         help="S2: CLIENTSxTOKENS chat calls followed over SSE; 0x0 skips it")
+    parser.add_argument("--flood", default="1000x1000",
+                        help="FLOODxOTHERS: one client queues FLOOD jobs, OTHERS clients one each, on the Swift "
+                             "server, fair share against a FIFO baseline; 0x0 skips it")
     parser.add_argument("--client-runs", type=int, default=1,
                         help="runs of the many-clients workloads (Gradio takes minutes for 1,000 clients)")
     parser.add_argument("--limit-s", type=float, default=600,
@@ -525,6 +566,7 @@ def main():
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     backlogs = [int(n) for n in arguments.backlogs.split(",") if n]
     chat = tuple(int(n) for n in arguments.chat.split("x"))
+    flood_shape = tuple(int(n) for n in arguments.flood.split("x"))
     results = {}
     servers = [(SwiftServer(arguments.swift, 1), [int(n) for n in arguments.clients.split(",") if n])]
     if not arguments.skip_gradio:
@@ -532,7 +574,8 @@ def main():
     try:
         for server, clients in servers:
             results[server.name] = asyncio.run(
-                measure(server, arguments.runs, clients, backlogs, arguments.client_runs, arguments.limit_s, chat))
+                measure(server, arguments.runs, clients, backlogs, arguments.client_runs, arguments.limit_s, chat,
+                        flood_shape))
     finally:
         for server, _ in servers:
             server.process.terminate()

@@ -55,10 +55,9 @@ public struct ClientSession: Sendable, Hashable {
         "\(Self.cookieName)=\(token); Path=/; HttpOnly; SameSite=Strict; Max-Age=86400"
     }
 
-    /// Whether the task belongs to this session. Under `--line fifo` (a test hook) the queue keeps no session
-    /// with a task, and every session owns every job.
-    func owns(_ status: TaskStatus, line: ServerOptions.Line) -> Bool {
-        line == .fifo || status.fairnessKey?.value == token
+    /// Whether the task belongs to this session.
+    func owns(_ status: TaskStatus) -> Bool {
+        status.fairnessKey?.value == token
     }
 }
 

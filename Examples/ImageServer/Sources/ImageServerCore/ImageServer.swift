@@ -37,9 +37,8 @@ public struct ImageServer: Sendable {
                     // each call's session with its status, which is how a route knows whose a job is.
                     "gpu": .init(
                         limit: .limited(options.slots), maxQueueSize: options.maxQueue,
-                        discipline: options.line == .fifo
-                            ? .fifo
-                            : .fairShare(FairShare(maxQueuedPerKey: options.maxQueuedPerClient, reportsKeys: true))),
+                        discipline: .fairShare(
+                            FairShare(maxQueuedPerKey: options.maxQueuedPerClient, reportsKeys: true))),
                     "cpu": .init(limit: .unlimited),
                 ],
                 finishedTaskHistory: options.history,
@@ -84,7 +83,6 @@ public struct ImageServer: Sendable {
         let chat = chat
         let metrics = metrics
         let streams = streams
-        let line = options.line
         let heartbeat = options.heartbeat
 
         router.get("/") { _, _ in try Self.resource("index", "html", as: "text/html; charset=utf-8") }
@@ -105,7 +103,7 @@ public struct ImageServer: Sendable {
 
         router.get("jobs/:id") { request, context -> Response in
             let id = try Self.taskID(context)
-            return try await Self.owned(id, request, queue, line) { status in try Self.json(Self.shown(status)) }
+            return try await Self.owned(id, request, queue) { status in try Self.json(Self.shown(status)) }
         }
 
         // A chat call: the simulated text model runs in the same "gpu" group and emits its tokens as they come.
@@ -125,7 +123,7 @@ public struct ImageServer: Sendable {
             let id = try Self.taskID(context)
             let lastEventID = Self.lastEventID(request)
             guard let session = ClientSession.of(request), let status = try? queue.status(of: id),
-                session.owns(status, line: line),
+                session.owns(status),
                 let outputs = try? queue.outputs(of: id, latest: Preview.self, chunks: String.self, after: lastEventID)
             else { return try Self.notFound(id) }
             guard let place = streams.open(for: session.token) else {
@@ -147,14 +145,14 @@ public struct ImageServer: Sendable {
 
         router.delete("jobs/:id") { request, context -> Response in
             let id = try Self.taskID(context)
-            return try await Self.owned(id, request, queue, line) { _ in
+            return try await Self.owned(id, request, queue) { _ in
                 try Self.json(["cancelled": try queue.cancel(id)], status: .accepted)
             }
         }
 
         router.get("jobs/:id/result") { request, context -> Response in
             let id = try Self.taskID(context)
-            return try await Self.owned(id, request, queue, line) { status in
+            return try await Self.owned(id, request, queue) { status in
                 guard status.state.finished?.outcome == .succeeded else {
                     return try Self.json(["status": Self.shown(status)], status: .conflict)
                 }
@@ -169,7 +167,7 @@ public struct ImageServer: Sendable {
 
         router.get("jobs/:id/preview") { request, context -> Response in
             let id = try Self.taskID(context)
-            return try await Self.owned(id, request, queue, line) { _ in
+            return try await Self.owned(id, request, queue) { _ in
                 // The job's latest partial output, from the queue: while it runs, and after it finished.
                 guard let png = queue.latestOutput(of: id, as: Preview.self)?.png else {
                     return try Self.error(.notFound, code: "noPreview", message: "no preview of '\(id)' yet")
@@ -181,7 +179,7 @@ public struct ImageServer: Sendable {
         // "Describe image": a cheap call in the unlimited "cpu" group.
         router.get("jobs/:id/description") { request, context -> Response in
             let id = try Self.taskID(context)
-            return try await Self.owned(id, request, queue, line) { _ in
+            return try await Self.owned(id, request, queue) { _ in
                 guard let png = queue.result(of: id) as? [UInt8] else {
                     return try Self.error(.notFound, code: "noImage", message: "no image of '\(id)'")
                 }
@@ -202,7 +200,7 @@ public struct ImageServer: Sendable {
         router.get("queue") { request, _ -> Response in
             let session = ClientSession.of(request)
             let mine =
-                session.map { session in queue.liveTasks.filter { session.owns($0, line: line) }.map(\.id.rawValue) }
+                session.map { session in queue.liveTasks.filter(session.owns).map(\.id.rawValue) }
                 ?? []
             return try Self.json(QueueReport(queue.groups, yourJobs: mine, mostRunningBodies: gpu.mostRunningAtOnce))
         }
@@ -344,11 +342,9 @@ public struct ImageServer: Sendable {
     /// Answers `body` with the job's status when the request's session owns it; otherwise 404, exactly as for
     /// an id the queue does not know, so that nobody learns whether another client's id exists.
     static func owned(
-        _ id: TaskID, _ request: Request, _ queue: CallQueue, _ line: ServerOptions.Line,
-        _ body: (TaskStatus) async throws -> Response
+        _ id: TaskID, _ request: Request, _ queue: CallQueue, _ body: (TaskStatus) async throws -> Response
     ) async throws -> Response {
-        guard let status = try? queue.status(of: id), ClientSession.of(request)?.owns(status, line: line) == true
-        else {
+        guard let status = try? queue.status(of: id), ClientSession.of(request)?.owns(status) == true else {
             return try notFound(id)
         }
         return try await body(status)

@@ -32,14 +32,6 @@ public struct ServerOptions: Sendable {
     public var maxStreamsPerClient = 8
     /// How long a connection may sit idle, or take to send its request, before the server closes it.
     public var idleTimeout: Duration = .seconds(30)
-    /// How the "gpu" group serves its line: clients in turn (the default), or, for the load test's baseline
-    /// only, in arrival order (`--line fifo`, a test hook: without fair share the queue keeps no session with a
-    /// job, so that mode does not check who owns a job).
-    public var line = Line.fairShare
-    public enum Line: String, Sendable {
-        case fairShare = "fair"
-        case fifo
-    }
     /// The load test's and the browser test's hooks: the `/debug` routes and a job's own `step_ms`. Off by
     /// default: with them anyone could stall the GPU for everyone.
     public var testHooks = false
@@ -47,7 +39,7 @@ public struct ServerOptions: Sendable {
     public init() {}
 
     /// Parses `--host H --port N --slots N --max-queue N --max-queued-per-client N --step-ms N --token-ms N
-    /// --history N --keep-finished 10m --result-mb N --max-streams-per-client N --idle-timeout 30s --test-hooks --line fifo`.
+    /// --history N --keep-finished 10m --result-mb N --max-streams-per-client N --idle-timeout 30s --test-hooks`.
     public static func parse(_ arguments: [String]) throws -> ServerOptions {
         var options = ServerOptions()
         var remaining = arguments[...]
@@ -89,18 +81,9 @@ public struct ServerOptions: Sendable {
             case "--result-mb": options.resultBytes = try number(flag, in: 0...1_000_000) << 20
             case "--max-streams-per-client": options.maxStreamsPerClient = try number(flag, in: 1...100_000)
             case "--idle-timeout": options.idleTimeout = try duration(flag, least: 1)
-            case "--line":
-                let text = try value(flag)
-                guard let line = Line(rawValue: text) else {
-                    throw UsageError("--line takes fair or fifo, not '\(text)'")
-                }
-                options.line = line
             case "--help", "-h": throw UsageError("")
             default: throw UsageError("unknown option '\(flag)'")
             }
-        }
-        if options.line == .fifo && !options.testHooks {
-            throw UsageError("--line fifo is a test hook (the load test's baseline): start it with --test-hooks")
         }
         return options
     }
@@ -108,7 +91,7 @@ public struct ServerOptions: Sendable {
     public static let usage = """
         usage: ImageServer [--host 127.0.0.1] [--port 8080] [--slots 1] [--max-queue 100] [--max-queued-per-client 4]
             [--step-ms 100] [--token-ms 30] [--history 10000] [--keep-finished 10m] [--result-mb 256]
-            [--max-streams-per-client 8] [--idle-timeout 30s] [--test-hooks [--line fifo]]
+            [--max-streams-per-client 8] [--idle-timeout 30s] [--test-hooks]
         """
 }
 

@@ -251,14 +251,11 @@ final class ImageServerTests: XCTestCase {
         XCTAssertEqual(try ServerOptions.parse(["--result-mb", "3"]).resultBytes, 3 << 20)
         XCTAssertEqual(try ServerOptions.parse(["--idle-timeout", "2m"]).idleTimeout, .seconds(120))
         XCTAssertEqual(try ServerOptions.parse(["--max-streams-per-client", "3"]).maxStreamsPerClient, 3)
-        XCTAssertEqual(try ServerOptions.parse([]).line, .fairShare)
-        XCTAssertEqual(try ServerOptions.parse(["--test-hooks", "--line", "fifo"]).line, .fifo)
         XCTAssertFalse(try ServerOptions.parse([]).testHooks, "off by default")
         XCTAssertTrue(try ServerOptions.parse(["--test-hooks"]).testHooks)
         for bad in [
             ["--keep-finished", "10x"], ["--keep-finished", "-1m"], ["--keep-finished"],
             ["--max-queued-per-client", "0"], ["--idle-timeout", "0"], ["--max-streams-per-client", "0"],
-            ["--line", "fifo"], ["--test-hooks", "--line", "lifo"],
         ] {
             XCTAssertThrowsError(try ServerOptions.parse(bad), "\(bad)") { XCTAssertTrue($0 is UsageError) }
         }
