@@ -18,17 +18,7 @@ fi
 
 out=${BROWSER_OUT:-.build/browser}
 mkdir -p "$out"
-swift build --product ImageServer
-binary="$(swift build --show-bin-path)/ImageServer"
-port=$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$binary" --host 127.0.0.1 --port "$port" --slots 1 --step-ms 100 --test-hooks >"$out/server.log" 2>&1 &
-server=$!
-trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT
-for _ in $(seq 1 200); do
-    if "$venv/bin/python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/queue')" 2>/dev/null; then
-        break
-    fi
-    sleep 0.1
-done
+source ./serve.sh
+start_server --slots 1 --step-ms 100 --test-hooks
 "$venv/bin/python" browser/test_page.py "http://127.0.0.1:$port" "$out/screenshot.png"
 echo "screenshot: $out/screenshot.png"

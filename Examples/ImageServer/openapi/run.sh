@@ -15,19 +15,9 @@ fi
 
 out=${OPENAPI_OUT:-.build/openapi}
 mkdir -p "$out"
-swift build --product ImageServer
-binary="$(swift build --show-bin-path)/ImageServer"
-port=$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+source ./serve.sh
 # A default start (no test hooks), with quick steps so that the jobs the run submits end within its requests.
-"$binary" --host 127.0.0.1 --port "$port" --step-ms 1 --token-ms 1 >"$out/server.log" 2>&1 &
-server=$!
-trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT
-for _ in $(seq 1 200); do
-    if "$venv/bin/python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/queue')" 2>/dev/null; then
-        break
-    fi
-    sleep 0.1
-done
+start_server --step-ms 1 --token-ms 1
 
 "$venv/bin/st" run "http://127.0.0.1:$port/openapi.json" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance \

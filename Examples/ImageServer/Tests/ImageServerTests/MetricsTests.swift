@@ -17,6 +17,15 @@ final class MetricsTests: XCTestCase {
         return nil
     }
 
+    /// Waits until the registry holds these values: the observer hears of a change just after the job's own
+    /// readers do.
+    static func waitForSeries(_ server: ImageServer, _ expected: [String: Double]) async {
+        await waitUntilTrue {
+            let now = String(decoding: server.metrics.render(), as: UTF8.self)
+            return expected.allSatisfy { series, value in Self.value(series, in: now) == value }
+        }
+    }
+
     static func scrape(_ client: some TestClientProtocol) async throws -> String {
         let response = try await send(client, "/metrics", .get, session: nil)
         XCTAssertEqual(response.status, .ok)
@@ -39,11 +48,8 @@ final class MetricsTests: XCTestCase {
             let waiting = try taskID(try await submit(client, #"{"prompt": "waits"}"#))
             let refused = try await submit(client, #"{"prompt": "one too many"}"#)
             XCTAssertEqual(refused.status, .tooManyRequests)
-            await waitUntilTrue {
-                let now = String(decoding: server.metrics.render(), as: UTF8.self)
-                return Self.value(#"call_queue_running{group="gpu"}"#, in: now) == 1
-                    && Self.value(#"call_queue_waiting{group="gpu"}"#, in: now) == 1
-            }
+            await Self.waitForSeries(
+                server, [#"call_queue_running{group="gpu"}"#: 1, #"call_queue_waiting{group="gpu"}"#: 1])
 
             let during = try await Self.scrape(client)
             XCTAssertEqual(Self.value(#"call_queue_running{group="gpu"}"#, in: during), 1, during)
@@ -57,12 +63,9 @@ final class MetricsTests: XCTestCase {
             for id in [waiting, running] { _ = try await waitForEnd(server, id) }
             let quick = try taskID(try await submit(client, #"{"prompt": "quick", "steps": 1, "step_ms": 0}"#))
             _ = try await waitForEnd(server, quick)
-            // The observer hears of an end just after the job's readers do.
-            await waitUntilTrue {
-                let now = String(decoding: server.metrics.render(), as: UTF8.self)
-                return Self.value(#"call_queue_wait_duration_count{group="gpu"}"#, in: now) == 3
-                    && Self.value(#"call_queue_run_duration_count{group="gpu"}"#, in: now) == 2
-            }
+            await Self.waitForSeries(
+                server,
+                [#"call_queue_wait_duration_count{group="gpu"}"#: 3, #"call_queue_run_duration_count{group="gpu"}"#: 2])
 
             let after = try await Self.scrape(client)
             XCTAssertEqual(Self.value(#"call_queue_running{group="gpu"}"#, in: after), 0, after)
