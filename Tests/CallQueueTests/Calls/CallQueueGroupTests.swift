@@ -205,16 +205,19 @@ final class CallQueueGroupTests: XCTestCase {
     /// A cancelled running call keeps its slot until its body returns (Gradio frees it at once).
     func testCancelledRunningCallHoldsItsSlotUntilItReturns() async throws {
         let queue = try CallQueue()
+        let bodyStarted = Gate()
         let sawCancel = Gate()
         let finish = Gate()
         let first = Task {
             try await queue.runGPUCall(id: "task(first)") { _ in
+                bodyStarted.open()
                 await waitUntil { Task.isCancelled }
                 sawCancel.open()
                 await finish.wait()
             }
         }
-        await waitForStatus(queue, "task(first)") { $0.isRunning }
+        // The body itself, not the status: a call cancelled between its grant and its body never runs it.
+        await bodyStarted.wait()
         let second = Task { try await queue.runGPUCall(id: "task(second)") { _ in } }
         await waitForStatus(queue, "task(second)") { $0.isQueued }
         first.cancel()

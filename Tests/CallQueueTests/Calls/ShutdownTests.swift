@@ -100,16 +100,20 @@ final class ShutdownTests: XCTestCase {
     /// Cancelling `run()` cancels running calls at once and returns without waiting for their bodies.
     func testCancellingRunCancelsRunningCalls() async throws {
         let queue = try CallQueue(configuration: .init(groups: ["gpu": .init(limit: 1)]))
+        let bodyStarted = Gate()
         let sawCancel = Gate()
         let finish = Gate()
         let job = try queue.submit(id: "task(job)", group: "gpu") { _ in
+            bodyStarted.open()
             await withTaskCancellationHandler {
                 await finish.wait()
             } onCancel: {
                 sawCancel.open()
             }
         }
-        await waitForStatus(queue, "task(job)") { $0.isRunning }
+        // The body itself, not the status: a job granted its slot but cancelled before its body began never
+        // runs the body, so its cancellation handler would never be seen.
+        await bodyStarted.wait()
         let run = Task { await queue.run() }
         run.cancel()
         await run.value
