@@ -199,9 +199,7 @@ public struct ImageServer: Sendable {
         // Counts for everyone, and the caller's own live jobs; never another client's ids.
         router.get("queue") { request, _ -> Response in
             let session = ClientSession.of(request)
-            let mine =
-                session.map { session in queue.liveTasks.filter(session.owns).map(\.id.rawValue) }
-                ?? []
+            let mine = session.map { session in queue.liveTasks.filter(session.owns).map(\.id.rawValue) } ?? []
             return try Self.json(QueueReport(queue.groups, yourJobs: mine, mostRunningBodies: gpu.mostRunningAtOnce))
         }
 
