@@ -36,6 +36,9 @@
             var registrations: UInt64 = 0
             /// Grants heard before their enqueue returned.
             var earlyGrants: [Int64: ClusterPermit] = [:]
+            /// Cancels heard before their enqueue returned: a cancel by id from another replica may reach this
+            /// one between the commit of the ticket and its registration here.
+            var earlyCancels: Set<Int64> = []
             var pendingLeaves: [PendingLeave] = []
             /// Tickets given back whose release has not yet been confirmed; a heartbeat that still lists one
             /// sends its release again (a query can be lost with a connection the server cut).
@@ -50,6 +53,8 @@
             var reaperPaused = false
             var leavesPaused = false
             var losesNextRelease = false
+            /// Awaited by an enqueue between its ticket's commit and its registration here.
+            var beforeRegistering: (@Sendable () async -> Void)? = nil
         }
 
         /// Signals that wake the background loops.
@@ -88,10 +93,10 @@
         }
 
         /// Records a ticket the database took; returns its permit when it was granted already (at once, or by a
-        /// notification that came first).
+        /// notification that came first), and whether a cancel of it was heard first.
         func register(
             _ ticket: ClusterTicket, events: ClusterTicketEvents, session: UUID, slot: Int32?, fence: Int64?
-        ) -> ClusterPermit? {
+        ) -> (permit: ClusterPermit?, cancelled: Bool) {
             state.withLockedValue { state in
                 state.registrations += 1
                 var entry = Entry(ticket: ticket, events: events, session: session, registered: state.registrations)
@@ -103,7 +108,7 @@
                 }
                 entry.granted = permit != nil
                 state.entries[ticket.id] = entry
-                return permit
+                return (permit, state.earlyCancels.remove(ticket.id) != nil)
             }
         }
 
@@ -325,6 +330,7 @@
                 state.leaseDeadline = sent + configuration.lease - configuration.safetyMargin
                 state.leaseLossReported = false
                 state.earlyGrants = state.earlyGrants.filter { listed[$0.key] != nil }
+                state.earlyCancels = state.earlyCancels.filter { listed[$0] != nil }
                 // Releases not yet confirmed: still listed, they are sent again; gone, they are done.
                 for (id, leave) in state.leaving where leave.session == session {
                     if listed[id] != nil {
@@ -375,7 +381,14 @@
                 }
                 entry?.events.granted(entry!.ticket, permit: permit)
             case "c":
-                let entry = state.withLockedValue { $0.entries[id] }
+                let entry = state.withLockedValue { state -> Entry? in
+                    guard let entry = state.entries[id] else {
+                        // Its enqueue has not returned yet: the registration delivers it.
+                        state.earlyCancels.insert(id)
+                        return nil
+                    }
+                    return entry
+                }
                 entry?.events.cancelRequested()
             default:
                 break

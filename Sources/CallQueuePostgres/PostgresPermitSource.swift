@@ -183,7 +183,9 @@
                 throw failure(of: error, doing: "enqueue in group '\(request.group)'", group: request.group)
             }
             let ticket = ClusterTicket(group: request.group, id: row.0)
-            let grant = register(ticket, events: request.events, session: session, slot: row.1, fence: row.2)
+            if let hook = state.withLockedValue({ $0.beforeRegistering }) { await hook() }
+            let (grant, cancelled) = register(
+                ticket, events: request.events, session: session, slot: row.1, fence: row.2)
             if let grant {
                 request.events.granted(ticket, permit: grant)
             } else {
@@ -191,6 +193,7 @@
                     position: Int(row.3), queueSize: Int(row.4),
                     runTimeEstimate: row.5.map { .milliseconds($0) })
             }
+            if cancelled { request.events.cancelRequested() }
             return ticket
         }
 

@@ -169,6 +169,49 @@
             try await eventually("released") { try await held.cluster.count("true") == 0 }
         }
 
+        /// A cancel by id from another replica that reaches this one after its ticket's commit but before the
+        /// enqueue has returned is kept for the ticket: the call is cancelled when the ticket is registered, not
+        /// left waiting (the notification was dropped before, and nothing looked again).
+        func testACancelHeardBeforeItsTicketIsRegisteredIsKept() async throws {
+            let cluster = try TestCluster()
+            defer { Task { await cluster.stop() } }
+            let a = try await cluster.startReplica("a")
+            let b = try await cluster.startReplica("b")
+            let holder = try a.queue.submit(id: "holder", group: "gpu") { _ in
+                try await Task.sleep(for: .seconds(3600))
+            }
+            try await eventually("the holder runs") { (try? a.queue.status(of: "holder"))?.state.running != nil }
+            let committed = Gate()
+            let register = Gate()
+            a.beforeRegistering {
+                committed.open()
+                await register.wait()
+            }
+            let waiting = try a.queue.submit(id: "waiting", group: "gpu") { _ in XCTFail("a cancelled call ran") }
+            await committed.wait()  // the ticket is in the database; replica a has not recorded it
+            a.beforeRegistering(nil)
+            let found = try await b.source.cancel("waiting")
+            XCTAssertTrue(found)
+            try await eventually("a heard the cancel") {
+                a.source.state.withLockedValue { !$0.earlyCancels.isEmpty }
+            }
+            register.open()
+            try await eventually("the waiting call was cancelled") {
+                (try? a.queue.status(of: "waiting"))?.state.finished != nil
+            }
+            if (try? a.queue.status(of: "waiting"))?.state.finished == nil {
+                _ = try? a.queue.cancel("waiting")  // failed above; end it here so the test does not hang
+            }
+            do {
+                try await waiting.value
+                XCTFail("not cancelled")
+            } catch is CancellationError {}
+            XCTAssertEqual(try a.queue.status(of: "waiting").state.finished?.outcome, .cancelled)
+            try await eventually("its ticket given back") { try await cluster.count("task = 'waiting'") == 0 }
+            XCTAssertTrue(try a.queue.cancel("holder"))
+            _ = try? await holder.value
+        }
+
         func testACancelRacingAGrantPassesTheSlotOn() async throws {
             let cluster = try TestCluster()
             defer { Task { await cluster.stop() } }

@@ -144,6 +144,11 @@
             source.state.withLockedValue { $0.ignoresGrantNotifications = true }
         }
 
+        /// The replica's next enqueues await `hook` between their ticket's commit and its registration here.
+        func beforeRegistering(_ hook: (@Sendable () async -> Void)?) {
+            source.state.withLockedValue { $0.beforeRegistering = hook }
+        }
+
         /// Waits until the task holds a ticket in the database (its place in the cluster-wide line is taken).
         func waitForTicket(_ id: TaskID, in cluster: TestCluster) async throws {
             try await eventually("\(id) has a ticket") {
