@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 venv=.build/schemathesis-venv
 if [ ! -x "$venv/bin/st" ]; then
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q schemathesis
+    "$venv/bin/pip" install -q "schemathesis>=4,<5"
 fi
 
 out=${OPENAPI_OUT:-.build/openapi}
