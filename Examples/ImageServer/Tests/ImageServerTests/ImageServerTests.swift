@@ -352,9 +352,16 @@ func parseEvents(_ text: String) -> [(event: String, id: String?, data: String)]
     }
 }
 
-/// Waits, yielding, until `condition` holds.
-func waitUntilTrue(_ condition: @Sendable () -> Bool) async {
-    while !condition() { try? await Task.sleep(for: .milliseconds(1)) }
+/// Waits until `condition` holds; fails the test instead of hanging it when it has not after two minutes (a
+/// bound for a broken server, not a timing).
+func waitUntilTrue(
+    file: StaticString = #filePath, line: UInt = #line, _ condition: @Sendable () -> Bool
+) async {
+    let giveUp = ContinuousClock.now + .seconds(120)
+    while !condition() {
+        if ContinuousClock.now > giveUp { return XCTFail("gave up waiting", file: file, line: line) }
+        try? await Task.sleep(for: .milliseconds(1))
+    }
 }
 
 /// Holds the chat before token `index`: `reached` opens when it gets there, and it goes on once `open` opens.

@@ -19,8 +19,10 @@ final class MetricsTests: XCTestCase {
 
     /// Waits until the registry holds these values: the observer hears of a change just after the job's own
     /// readers do.
-    static func waitForSeries(_ server: ImageServer, _ expected: [String: Double]) async {
-        await waitUntilTrue {
+    static func waitForSeries(
+        _ server: ImageServer, _ expected: [String: Double], file: StaticString = #filePath, line: UInt = #line
+    ) async {
+        await waitUntilTrue(file: file, line: line) {
             let now = String(decoding: server.metrics.render(), as: UTF8.self)
             return expected.allSatisfy { series, value in Self.value(series, in: now) == value }
         }
