@@ -18,6 +18,8 @@ final class Scheduler: Sendable {
     /// The declared groups with fair share: a call's place in them is worked out before the lock is taken
     /// (a key's weight may come from the application's function).
     private let fairShares: [ConcurrencyGroupID: FairShare]
+    /// Whether results count against a byte budget: only then is a finished call's result asked its size.
+    private let measuresResults: Bool
 
     init(state: LifecycleState, clock: LifecycleClock, observer: (any CallQueueObserver)?, interval: Duration) {
         var fairShares: [ConcurrencyGroupID: FairShare] = [:]
@@ -25,6 +27,7 @@ final class Scheduler: Sendable {
             fairShares[id] = configuration.discipline.fairShare
         }
         self.fairShares = fairShares
+        measuresResults = state.settings.resultHistoryBytes != nil
         self.state = LockedState(state)
         self.clock = clock
         self.observer = observer
@@ -239,8 +242,9 @@ final class Scheduler: Sendable {
         _ id: TaskID, outcome: TaskStatus.Outcome, result: (any Sendable)?, bodyRan: Bool
     ) -> TaskStatus? {
         let now = clock.now
-        // A result that says its size counts against the result history's byte budget; read before the lock.
-        let resultBytes = (result as? any PartialOutput)?.outputByteCount ?? 0
+        // A result that says its size counts against the result history's byte budget, when there is one;
+        // read before the lock.
+        let resultBytes = measuresResults ? (result as? any PartialOutput)?.outputByteCount ?? 0 : 0
         return mutate { state, actions in
             state.finish(
                 id, outcome: outcome, result: result, resultBytes: resultBytes, bodyRan: bodyRan, now: now,
