@@ -3,10 +3,11 @@ import CallQueueTestSupport
 @testable import CallQueue
 
 /// A cluster-wide line kept in memory and shared by several ``CallQueue``s (replicas) in one test: strict FIFO
-/// over N slots, positions reported to every waiter on every change, grants and reports made outside its lock.
+/// over N slots, positions reported to every waiter on every change, grants and reports made outside its lock and
+/// delivered in the order they were made (a later report never arrives before an earlier one).
 /// It also lets a test hold back enqueues, lose a ticket, or ask for a cancel as another replica would.
 final class InMemoryCluster: Sendable {
-    struct Ticket {
+    struct Ticket: Sendable {
         var ticket: ClusterTicket
         var events: ClusterTicketEvents
         var taskID: TaskID?
@@ -24,6 +25,10 @@ final class InMemoryCluster: Sendable {
         var leaves = 0
         var finished: [TaskID: TaskStatus] = [:]
         var mostHolders = 0
+        /// Reports made and not yet delivered, in the order they were made.
+        var undelivered: [Report] = []
+        /// Whether a caller is delivering them; others leave theirs to it.
+        var delivering = false
     }
 
     private let state: LockedState<State>
@@ -56,32 +61,52 @@ final class InMemoryCluster: Sendable {
         }
     }
 
-    private typealias Report = () -> Void
+    private typealias Report = @Sendable () -> Void
 
     func enqueue(_ request: ClusterRequest, replica: String) throws -> ClusterTicket {
         if let error = failEnqueues.withLock({ $0 }) { throw error }
-        let (ticket, reports) = state.withLock { state -> (ClusterTicket, [Report]) in
+        let ticket = state.withLock { state -> ClusterTicket in
             state.nextID += 1
             let ticket = ClusterTicket(group: request.group, id: state.nextID)
             state.enqueueOrder.append(ticket.id)
             state.waiting.append(
                 Ticket(ticket: ticket, events: request.events, taskID: request.taskID, replica: replica))
-            return (ticket, advance(&state))
+            state.undelivered += advance(&state)
+            return ticket
         }
-        for report in reports { report() }
+        deliver()
         return ticket
     }
 
     func leave(_ ticket: ClusterTicket, finished: TaskStatus?) {
-        let reports = state.withLock { state -> [Report] in
+        state.withLock { state in
             state.leaves += 1
             if let finished { state.finished[finished.id] = finished }
             if state.holders.removeValue(forKey: ticket.id) == nil {
                 state.waiting.removeAll { $0.ticket.id == ticket.id }
             }
-            return advance(&state)
+            state.undelivered += advance(&state)
         }
-        for report in reports { report() }
+        deliver()
+    }
+
+    /// Delivers the reports made so far, outside the lock and in order: one caller delivers at a time, and a
+    /// caller that finds another delivering leaves its reports to it (also a report that leads back here).
+    private func deliver() {
+        let isFirst = state.withLock { state -> Bool in
+            defer { state.delivering = true }
+            return !state.delivering
+        }
+        guard isFirst else { return }
+        while let report = state.withLock({ state -> Report? in
+            if state.undelivered.isEmpty {
+                state.delivering = false
+                return nil
+            }
+            return state.undelivered.removeFirst()
+        }) {
+            report()
+        }
     }
 
     /// Grants free slots to the oldest waiters, then tells every waiter its place.
@@ -110,15 +135,17 @@ final class InMemoryCluster: Sendable {
 
     /// Loses every ticket of a replica, as a reaped session would; their calls hear `leaseLost`.
     func loseReplica(_ replica: String) {
-        let (lost, reports) = state.withLock { state -> ([Ticket], [Report]) in
+        state.withLock { state in
             let lostWaiting = state.waiting.filter { $0.replica == replica }
             state.waiting.removeAll { $0.replica == replica }
             let lostHolders = state.holders.values.filter { $0.ticket.replica == replica }.map(\.ticket)
             for holder in lostHolders { state.holders[holder.ticket.id] = nil }
-            return (lostWaiting + lostHolders, advance(&state))
+            for ticket in lostWaiting + lostHolders {
+                state.undelivered.append { ticket.events.lost(CallQueueError(.leaseLost, "lease of \(replica) lost")) }
+            }
+            state.undelivered += advance(&state)
         }
-        for ticket in lost { ticket.events.lost(CallQueueError(.leaseLost, "lease of \(replica) lost")) }
-        for report in reports { report() }
+        deliver()
     }
 
     /// Asks the replica holding the task's ticket to cancel it, as a cancel from another replica would.
