@@ -34,6 +34,13 @@
             var startFailure: CallQueueError? = nil
             var entries: [Int64: Entry] = [:]
             var registrations: UInt64 = 0
+            /// The number of the last enqueue sent; each ticket records the number of the enqueue that took it.
+            var requests: Int64 = 0
+            /// Enqueues sent and not yet answered: a ticket of one of these, listed by a heartbeat before this
+            /// replica records it, is not an orphan.
+            var requestsInFlight: Set<Int64> = []
+            /// Set on a graceful shutdown: waiting calls have left; running ones have their grace period.
+            var draining = false
             /// Grants heard before their enqueue returned.
             var earlyGrants: [Int64: ClusterPermit] = [:]
             /// Cancels heard before their enqueue returned: a cancel by id from another replica may reach this
@@ -53,6 +60,7 @@
             var reaperPaused = false
             var leavesPaused = false
             var losesNextRelease = false
+            var losesNextEnqueueReply = false
             /// Awaited by an enqueue between its ticket's commit and its registration here.
             var beforeRegistering: (@Sendable () async -> Void)? = nil
         }
@@ -93,11 +101,15 @@
         }
 
         /// Records a ticket the database took; returns its permit when it was granted already (at once, or by a
-        /// notification that came first), and whether a cancel of it was heard first.
+        /// notification that came first), and whether a cancel of it was heard first. `nil` when the session the
+        /// ticket was taken on is no longer this replica's: the ticket went with it.
         func register(
-            _ ticket: ClusterTicket, events: ClusterTicketEvents, session: UUID, slot: Int32?, fence: Int64?
-        ) -> (permit: ClusterPermit?, cancelled: Bool) {
+            _ ticket: ClusterTicket, events: ClusterTicketEvents, session: UUID, number: Int64, slot: Int32?,
+            fence: Int64?
+        ) -> (permit: ClusterPermit?, cancelled: Bool)? {
             state.withLockedValue { state in
+                state.requestsInFlight.remove(number)
+                guard state.isOpen, state.session == session else { return nil }
                 state.registrations += 1
                 var entry = Entry(ticket: ticket, events: events, session: session, registered: state.registrations)
                 var permit: ClusterPermit?
@@ -112,8 +124,11 @@
             }
         }
 
-        /// A typed error for a database failure.
-        func failure(of error: any Error, doing what: String, group: ConcurrencyGroupID?) -> CallQueueError {
+        /// A typed error for a database failure. A "session lost" failure ends `session` here when it is still
+        /// this replica's: a late answer for an older session leaves the current one alone.
+        func failure(
+            of error: any Error, doing what: String, group: ConcurrencyGroupID? = nil, session: UUID? = nil
+        ) -> CallQueueError {
             if let error = error as? CallQueueError { return error }
             if let error = error as? PSQLError, let sqlState = error.serverInfo?[.sqlState] {
                 let message = error.serverInfo?[.message] ?? "\(error.code)"
@@ -124,10 +139,15 @@
                         "the database does not know group '\(group?.name ?? "?")' (\(message)); declare it in "
                             + "PostgresPermitSource.Configuration.groups of a running replica", group: group)
                 case "P0001":
-                    sessionLost()
+                    if let session { sessionLost(session) }
                     return CallQueueError(
                         .leaseLost, "replica '\(configuration.replica)' lost its session while trying to \(what)",
                         group: group)
+                case "55P03", "57014":
+                    return CallQueueError(
+                        .unavailable,
+                        "the database gave up waiting to \(what) (\(message)); another client holds the group's lock "
+                            + "or the database is overloaded", group: group)
                 case "3F000", "42P01", "42883":
                     return CallQueueError(
                         .unavailable,
@@ -141,16 +161,18 @@
                 .unavailable, "could not \(what): the database is unreachable (\(error))", group: group)
         }
 
-        /// The session is gone (reaped): every ticket is lost; a new session is opened by the listener loop.
-        func sessionLost() {
-            let lost = state.withLockedValue { state -> [Entry] in
-                guard state.isOpen else { return [] }
+        /// The session is gone (reaped): every ticket is lost; a new session is opened by the listener loop. A
+        /// session that is no longer this replica's changes nothing.
+        func sessionLost(_ session: UUID) {
+            let lost = state.withLockedValue { state -> [Entry]? in
+                guard state.isOpen, state.session == session else { return nil }
                 state.isOpen = false
                 state.session = nil
                 state.leaseDeadline = nil
                 defer { state.entries = [:] }
                 return Array(state.entries.values)
             }
+            guard let lost else { return }
             logger.warning(
                 "call-queue replica lost its session; its tickets are gone",
                 metadata: ["replica": "\(configuration.replica)", "tickets": "\(lost.count)"])
@@ -179,8 +201,18 @@
                         "schema '\(schema)' is at version \(stored), newer than this library's \(Schema.version); "
                             + "upgrade this replica or give it a schema of its own")
                 }
-                if stored == nil {
-                    for statement in Schema.version1Statements(schema) {
+                if stored.map(Int.init) != Schema.version {
+                    if stored == nil {
+                        for statement in Schema.version1Statements(schema) {
+                            try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                        }
+                    }
+                    if (stored ?? 1) < 2 {
+                        for statement in Schema.version2Statements(schema) {
+                            try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                        }
+                    }
+                    for statement in Schema.functionStatements(schema) {
                         try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
                     }
                     try await connection.query(
@@ -189,7 +221,10 @@
             }
             for (group, slots) in configuration.groups.sorted(by: { $0.key.name < $1.key.name }) {
                 try await client.query(
-                    "SELECT \(unescaped: schema).cq_configure(\(group.name), \(Int32(slots)))", logger: logger)
+                    """
+                    SELECT \(unescaped: schema).cq_configure(\(group.name), \(Int32(slots)), \
+                    make_interval(secs => \(configuration.restartGrace.seconds)))
+                    """, logger: logger)
             }
         }
 
@@ -206,7 +241,7 @@
                 } catch let error as CallQueueError {
                     throw error
                 } catch let error as PSQLError where error.serverInfo?[.sqlState] != nil {
-                    throw failure(of: error, doing: what, group: nil)
+                    throw failure(of: error, doing: what)
                 } catch {
                     try Task.checkCancellation()
                     logger.warning("call-queue could not \(what); retrying", metadata: ["error": "\(error)"])
@@ -308,22 +343,25 @@
         func heartbeat(on connection: PostgresConnection, session: UUID) async throws {
             let snapshot = state.withLockedValue { $0.registrations }
             let sent = ContinuousClock.now
-            var listed: [Int64: (slot: Int32?, fence: Int64?)] = [:]
+            var listed: [Int64: (group: String, slot: Int32?, fence: Int64?, request: Int64?)] = [:]
             do {
                 let rows = try await connection.query(
                     """
-                    SELECT ticket, slot, fence FROM \(unescaped: schema).cq_heartbeat(\(session), \
+                    SELECT ticket, grp, slot, fence, req FROM \(unescaped: schema).cq_beat(\(session), \
                     make_interval(secs => \(configuration.lease.seconds)), \
                     make_interval(secs => \(configuration.restartGrace.seconds)))
                     """, logger: logger)
-                for try await (ticket, slot, fence) in rows.decode((Int64, Int32?, Int64?).self) {
-                    listed[ticket] = (slot, fence)
+                for try await (ticket, group, slot, fence, request) in rows.decode(
+                    (Int64, String, Int32?, Int64?, Int64?).self)
+                {
+                    listed[ticket] = (group, slot, fence, request)
                 }
             } catch let error as PSQLError where error.serverInfo?[.sqlState] == "P0001" {
-                sessionLost()
+                sessionLost(session)
                 throw SessionLost()
             }
             var resend = false
+            var orphans = 0
             var grants: [(Entry, ClusterPermit)] = []
             var gone: [Entry] = []
             state.withLockedValue { state in
@@ -340,6 +378,18 @@
                         state.leaving[id] = nil
                     }
                 }
+                // Orphans: tickets of this session that no call holds (their enqueue's answer was given up on, or
+                // lost with a connection). They are released, so no slot stays held by nobody.
+                for (id, row) in listed where state.entries[id] == nil && state.leaving[id] == nil {
+                    if let request = row.request, state.requestsInFlight.contains(request) { continue }
+                    let leave = PendingLeave(
+                        ticket: ClusterTicket(group: ConcurrencyGroupID(row.group), id: id), session: session,
+                        done: nil, timed: false)
+                    state.pendingLeaves.append(leave)
+                    state.leaving[id] = leave
+                    resend = true
+                    orphans += 1
+                }
                 for (id, entry) in state.entries where entry.session == session {
                     if let row = listed[id] {
                         if !entry.granted, let slot = row.slot, let fence = row.fence {
@@ -351,6 +401,11 @@
                         gone.append(entry)
                     }
                 }
+            }
+            if orphans > 0 {
+                logger.notice(
+                    "call-queue heartbeat found tickets no call holds (an enqueue's answer was lost); releasing them",
+                    metadata: ["replica": "\(configuration.replica)", "tickets": "\(orphans)"])
             }
             if resend { wakeups.leaves.yield() }
             for (entry, permit) in grants.sorted(by: { $0.0.ticket.id < $1.0.ticket.id }) {
@@ -477,11 +532,12 @@
                     }
                     // Bounded: a query sent on a connection the server has just cut can stay unanswered; the
                     // release is idempotent, so a late answer to an abandoned attempt does no harm.
-                    try await within(configuration.heartbeat + .seconds(1)) { [client, schema, logger] in
-                        try await client.query(
-                            """
-                            SELECT \(unescaped: schema).cq_leave(\(leave.ticket.id), \(leave.session), \(leave.done), \(leave.timed))
-                            """, logger: logger)
+                    let query: PostgresQuery = """
+                        SELECT \(unescaped: schema).cq_leave(\(leave.ticket.id), \(leave.session), \(leave.done), \
+                        \(leave.timed), make_interval(secs => \(configuration.restartGrace.seconds)))
+                        """
+                    try await within(configuration.statementTimeout) { [client, logger] in
+                        _ = try await client.query(query, logger: logger)
                     }
                     state.withLockedValue { _ = $0.leaving.removeValue(forKey: leave.ticket.id) }
                     return
@@ -495,39 +551,32 @@
             }
         }
 
-        /// Runs `operation`, giving up after `limit` without waiting for it (it may finish later, unobserved).
-        /// An answer in time stops the timer, so a release leaves no sleeping task behind.
-        private func within(
-            _ limit: Duration, _ operation: @escaping @Sendable () async throws -> Void
-        ) async throws {
-            let race = NIOLockedValueBox<(done: Bool, timer: Task<Void, Never>?)>((false, nil))
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                @Sendable func finish(_ result: Result<Void, any Error>) {
-                    let (first, timer) = race.withLockedValue { race in
-                        defer { race = (true, nil) }
-                        return (!race.done, race.timer)
+        /// Runs `operation`, giving up after `limit`, or when the caller is cancelled, without waiting for it (it
+        /// may finish later, unobserved). An answer in time stops the timer, so nothing is left sleeping.
+        func within<Value: Sendable>(
+            _ limit: Duration, _ operation: @escaping @Sendable () async throws -> Value
+        ) async throws -> Value {
+            let race = Race<Value>()
+            return try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { continuation in
+                    race.start(continuation)
+                    let work = Task {
+                        do {
+                            race.finish(.success(try await operation()))
+                        } catch {
+                            race.finish(.failure(error))
+                        }
                     }
-                    timer?.cancel()
-                    if first { continuation.resume(with: result) }
+                    race.setTimer(
+                        Task {
+                            do { try await Task.sleep(for: limit) } catch { return }  // the answer came first
+                            work.cancel()
+                            race.finish(
+                                .failure(CallQueueError(.unavailable, "the database did not answer within \(limit)")))
+                        })
                 }
-                let work = Task {
-                    do {
-                        try await operation()
-                        finish(.success(()))
-                    } catch {
-                        finish(.failure(error))
-                    }
-                }
-                let timer = Task {
-                    do { try await Task.sleep(for: limit) } catch { return }  // the answer came first
-                    work.cancel()
-                    finish(.failure(CallQueueError(.unavailable, "the database did not answer within \(limit)")))
-                }
-                let finishedFirst = race.withLockedValue { race in
-                    if !race.done { race.timer = timer }
-                    return race.done
-                }
-                if finishedFirst { timer.cancel() }
+            } onCancel: {
+                race.finish(.failure(CancellationError()))
             }
         }
 
@@ -580,27 +629,125 @@
             }
         }
 
-        /// Ends the session on shutdown: its lease expires now and its slots go to the next in line.
+        /// A graceful shutdown: waiting calls leave the line now (their tickets are released), running calls get
+        /// the grace period, then are stopped. Returns once no call holds a ticket here or the grace is over.
+        func drain() async {
+            let waiting = state.withLockedValue { state -> [Entry] in
+                state.draining = true
+                state.startFailure = CallQueueError(.closed, "the permit source is shutting down")
+                let waiting = state.entries.values.filter { !$0.granted }
+                for entry in waiting {
+                    state.entries[entry.ticket.id] = nil
+                    let leave = PendingLeave(ticket: entry.ticket, session: entry.session, done: nil, timed: false)
+                    state.pendingLeaves.append(leave)
+                    state.leaving[entry.ticket.id] = leave
+                }
+                return waiting
+            }
+            wakeups.leaves.yield()
+            logger.info(
+                "call-queue replica is shutting down",
+                metadata: ["replica": "\(configuration.replica)", "waiting": "\(waiting.count)"])
+            let error = CallQueueError(
+                .closed, "replica '\(configuration.replica)' is shutting down; the call left the cluster-wide line")
+            for entry in waiting.sorted(by: { $0.ticket.id < $1.ticket.id }) { entry.events.lost(error) }
+            let giveUp = ContinuousClock.now + configuration.shutdownGracePeriod
+            while ContinuousClock.now < giveUp, state.withLockedValue({ !$0.entries.isEmpty }) {
+                do { try await Task.sleep(for: .milliseconds(10)) } catch { return }
+            }
+        }
+
+        /// Ends the session on shutdown: every call still holding a ticket here is stopped with
+        /// ``CallQueueError/Code/closed``, the lease expires now, and the slots go to the next in line.
         func endSession() async {
-            let session = state.withLockedValue { state -> UUID? in
+            let (session, remaining) = state.withLockedValue { state -> (UUID?, [Entry]) in
                 defer {
                     state.isOpen = false
+                    state.entries = [:]
                     state.startFailure = CallQueueError(.closed, "the permit source has stopped")
                 }
-                return state.isOpen ? state.session : nil
+                return (state.isOpen ? state.session : nil, Array(state.entries.values))
             }
+            let error = CallQueueError(
+                .closed,
+                "replica '\(configuration.replica)' stopped its permit source; the call lost its place or slot")
+            for entry in remaining.sorted(by: { $0.ticket.id < $1.ticket.id }) { entry.events.lost(error) }
             guard let session else { return }
             do {
-                try await client.query(
-                    "UPDATE \(unescaped: schema).cq_session SET lease_until = now() WHERE id = \(session)",
-                    logger: logger)
-                try await client.query(
-                    "SELECT \(unescaped: schema).cq_reap(make_interval(secs => \(configuration.restartGrace.seconds)))",
-                    logger: logger)
+                try await within(configuration.statementTimeout) { [client, schema, logger, configuration] in
+                    try await client.query(
+                        "UPDATE \(unescaped: schema).cq_session SET lease_until = now() WHERE id = \(session)",
+                        logger: logger)
+                    try await client.query(
+                        """
+                        SELECT \(unescaped: schema).cq_reap(make_interval(secs => \(configuration.restartGrace.seconds)))
+                        """, logger: logger)
+                }
+                logger.info(
+                    "call-queue replica ended its session; its slots went on",
+                    metadata: ["replica": "\(configuration.replica)", "session": "\(session)"])
             } catch {
                 logger.notice(
                     "call-queue could not end its session; it expires with its lease", metadata: ["error": "\(error)"])
             }
+        }
+
+        /// The listener's settings with the source's timeouts where they set none.
+        static func bounded(
+            _ configuration: PostgresConnection.Configuration, statementTimeout: Duration
+        ) -> PostgresConnection.Configuration {
+            var configuration = configuration
+            let milliseconds = String(Int((statementTimeout.seconds * 1000).rounded()))
+            let defaults = [
+                ("statement_timeout", milliseconds), ("lock_timeout", "5000"),
+                ("idle_in_transaction_session_timeout", "10000"),
+            ]
+            for (name, value) in defaults
+            where !configuration.options.additionalStartupParameters.contains(where: { $0.0 == name }) {
+                configuration.options.additionalStartupParameters.append((name, value))
+            }
+            return configuration
+        }
+    }
+
+    /// The first of an answer, a timeout and a cancellation resumes the continuation; the others do nothing.
+    final class Race<Value: Sendable>: Sendable {
+        private struct State {
+            var continuation: CheckedContinuation<Value, any Error>?
+            var early: Result<Value, any Error>?
+            var timer: Task<Void, Never>?
+            var done = false
+        }
+        private let state = NIOLockedValueBox(State())
+
+        func start(_ continuation: CheckedContinuation<Value, any Error>) {
+            let early = state.withLockedValue { state -> Result<Value, any Error>? in
+                if let early = state.early { return early }
+                state.continuation = continuation
+                return nil
+            }
+            if let early { continuation.resume(with: early) }  // cancelled before it started
+        }
+
+        func setTimer(_ timer: Task<Void, Never>) {
+            let isDone = state.withLockedValue { state in
+                if !state.done { state.timer = timer }
+                return state.done
+            }
+            if isDone { timer.cancel() }
+        }
+
+        func finish(_ result: Result<Value, any Error>) {
+            let (continuation, timer) = state.withLockedValue {
+                state -> (CheckedContinuation<Value, any Error>?, Task<Void, Never>?) in
+                guard !state.done else { return (nil, nil) }
+                state.done = true
+                if state.continuation == nil { state.early = result }
+                defer { state.continuation = nil; state.timer = nil }
+                return (state.continuation, state.timer)
+            }
+            timer?.cancel()
+            continuation?.resume(with: result)
         }
     }
 

@@ -70,6 +70,16 @@
             /// How long a call waits for the source to open its session before failing with
             /// ``CallQueueError/Code/unavailable``.
             public var startTimeout: Duration = .seconds(10)
+            /// How long the source waits for the database to answer an enqueue or a release before it gives up
+            /// on the answer (an enqueue fails with ``CallQueueError/Code/unavailable``; a release is sent again).
+            /// A ticket whose answer was given up on is found and released by the next heartbeat. The listener
+            /// connection gets it as its `statement_timeout`. Lock waits inside the schema's functions are bounded
+            /// by the schema itself (5 s), whatever the connections' settings.
+            public var statementTimeout: Duration = .seconds(10)
+            /// On a graceful shutdown (``run()`` under a `ServiceGroup`): how long this replica's running calls
+            /// may go on before they are stopped with ``CallQueueError/Code/closed`` and the session ends. Its
+            /// waiting calls leave the line at once with ``CallQueueError/Code/closed``.
+            public var shutdownGracePeriod: Duration = .seconds(10)
 
             public init(
                 replica: String,
@@ -82,7 +92,9 @@
                 restartGrace: Duration = .seconds(30),
                 onLeaseLoss: LeaseLossPolicy = .cancelRunning,
                 positionRefreshInterval: Duration = .milliseconds(250),
-                startTimeout: Duration = .seconds(10)
+                startTimeout: Duration = .seconds(10),
+                statementTimeout: Duration = .seconds(10),
+                shutdownGracePeriod: Duration = .seconds(10)
             ) {
                 self.replica = replica
                 self.groups = groups
@@ -95,6 +107,8 @@
                 self.onLeaseLoss = onLeaseLoss
                 self.positionRefreshInterval = positionRefreshInterval
                 self.startTimeout = startTimeout
+                self.statementTimeout = statementTimeout
+                self.shutdownGracePeriod = shutdownGracePeriod
             }
 
             func validated() throws -> Configuration {
@@ -115,8 +129,12 @@
                 for (name, value) in [
                     ("reaperInterval", reaperInterval), ("restartGrace", restartGrace),
                     ("positionRefreshInterval", positionRefreshInterval), ("startTimeout", startTimeout),
+                    ("shutdownGracePeriod", shutdownGracePeriod),
                 ] where value < .zero {
                     throw fail("\(name) \(value) is negative")
+                }
+                guard statementTimeout >= .milliseconds(100) else {
+                    throw fail("statementTimeout \(statementTimeout) is shorter than 0.1 s")
                 }
                 return self
             }
@@ -136,7 +154,9 @@
         /// - Parameters:
         ///   - client: The pool for enqueues, releases and the reaper; run it in the same `ServiceGroup`.
         ///   - listenerConfiguration: How to open the dedicated connection for notifications and heartbeats
-        ///     (LISTEN needs a connection of its own; use the pool's settings).
+        ///     (LISTEN needs a connection of its own; use the pool's settings). The source adds its own
+        ///     `statement_timeout`, `lock_timeout` and `idle_in_transaction_session_timeout` where these settings
+        ///     have none.
         ///   - configuration: Groups, schema, lease and the rest.
         ///   - logger: Where the source logs reconnects, lease losses and errors.
         public init(
@@ -146,7 +166,8 @@
             logger: Logger
         ) {
             self.client = client
-            self.listenerConfiguration = listenerConfiguration
+            self.listenerConfiguration = Self.bounded(
+                listenerConfiguration, statementTimeout: configuration.statementTimeout)
             self.configuration = configuration
             self.logger = logger
             schema = configuration.schema
@@ -163,46 +184,97 @@
                         + "PostgresPermitSource.Configuration.groups",
                     group: request.group)
             }
-            let session = try await openSession()
-            let row: (Int64, Int32?, Int64?, Int64, Int64, Double?)
-            do {
-                let rows = try await client.query(
-                    """
-                    SELECT e.ticket, e.slot, e.fence, e.ahead, e.waiting,
-                      (SELECT hold_ms FROM \(unescaped: schema).cq_group WHERE name = \(request.group.name))
-                    FROM \(unescaped: schema).cq_enqueue(\
-                    \(request.group.name), \(session), \(request.taskID?.rawValue), \
-                    make_interval(secs => \(configuration.restartGrace.seconds))) e
-                    """, logger: logger)
+            // A ticket taken on a session that was lost before this replica recorded it is gone with that
+            // session: the call takes a new place on the current one. Three sessions lost in a row fail the call.
+            for attempt in 1...3 {
+                let session = try await openSession()
+                let number = state.withLockedValue { state -> Int64 in
+                    state.requests += 1
+                    state.requestsInFlight.insert(state.requests)
+                    return state.requests
+                }
+                let row: EnqueueRow
+                do {
+                    row = try await enqueueQuery(request, session: session, number: number)
+                } catch {
+                    // Its ticket, if the database took it, is an orphan now: the next heartbeat releases it.
+                    state.withLockedValue { _ = $0.requestsInFlight.remove(number) }
+                    let failure = failure(
+                        of: error, doing: "enqueue in group '\(request.group)'", group: request.group, session: session)
+                    if failure.code == .leaseLost, attempt < 3 { continue }
+                    throw failure
+                }
+                let ticket = ClusterTicket(group: request.group, id: row.ticket)
+                if let hook = state.withLockedValue({ $0.beforeRegistering }) { await hook() }
                 guard
-                    let first = try await rows.decode((Int64, Int32?, Int64?, Int64, Int64, Double?).self).first(
-                        where: { _ in true })
-                else { throw CallQueueError(.unavailable, "cq_enqueue returned no row") }
-                row = first
-            } catch {
-                throw failure(of: error, doing: "enqueue in group '\(request.group)'", group: request.group)
+                    let (grant, cancelled) = register(
+                        ticket, events: request.events, session: session, number: number, slot: row.slot,
+                        fence: row.fence)
+                else {
+                    logger.notice(
+                        "call-queue ticket's session was lost before it was recorded; enqueuing again",
+                        metadata: ["ticket": "\(ticket)"])
+                    continue
+                }
+                if let grant {
+                    request.events.granted(ticket, permit: grant)
+                } else {
+                    request.events.positionChanged(
+                        position: Int(row.ahead), queueSize: Int(row.waiting),
+                        runTimeEstimate: row.holdMs.map { .milliseconds($0) })
+                }
+                if cancelled { request.events.cancelRequested() }
+                return ticket
             }
-            let ticket = ClusterTicket(group: request.group, id: row.0)
-            if let hook = state.withLockedValue({ $0.beforeRegistering }) { await hook() }
-            let (grant, cancelled) = register(
-                ticket, events: request.events, session: session, slot: row.1, fence: row.2)
-            if let grant {
-                request.events.granted(ticket, permit: grant)
-            } else {
-                request.events.positionChanged(
-                    position: Int(row.3), queueSize: Int(row.4),
-                    runTimeEstimate: row.5.map { .milliseconds($0) })
+            throw CallQueueError(
+                .leaseLost,
+                "replica '\(configuration.replica)' lost its database session three times while enqueuing in group "
+                    + "'\(request.group)'; is its lease too short for the database's latency?", group: request.group)
+        }
+
+        struct EnqueueRow: Sendable {
+            var ticket: Int64
+            var slot: Int32?
+            var fence: Int64?
+            var ahead: Int64
+            var waiting: Int64
+            var holdMs: Double?
+        }
+
+        private func enqueueQuery(_ request: ClusterRequest, session: UUID, number: Int64) async throws -> EnqueueRow {
+            let group = request.group
+            let query: PostgresQuery = """
+                SELECT e.ticket, e.slot, e.fence, e.ahead, e.waiting,
+                  (SELECT hold_ms FROM \(unescaped: schema).cq_group WHERE name = \(group.name))
+                FROM \(unescaped: schema).cq_enqueue(\
+                \(group.name), \(session), \(request.taskID?.rawValue), \
+                make_interval(secs => \(configuration.restartGrace.seconds)), \(number)) e
+                """
+            let row = try await within(configuration.statementTimeout) { [client, logger] in
+                let rows = try await client.query(query, logger: logger)
+                for try await (ticket, slot, fence, ahead, waiting, hold) in rows.decode(
+                    (Int64, Int32?, Int64?, Int64, Int64, Double?).self)
+                {
+                    return EnqueueRow(
+                        ticket: ticket, slot: slot, fence: fence, ahead: ahead, waiting: waiting, holdMs: hold)
+                }
+                throw CallQueueError(.unavailable, "cq_enqueue returned no row", group: group)
             }
-            if cancelled { request.events.cancelRequested() }
-            return ticket
+            if state.withLockedValue({ state in
+                defer { state.losesNextEnqueueReply = false }
+                return state.losesNextEnqueueReply
+            }) {
+                throw CallQueueError(.unavailable, "the enqueue's reply was lost (a test's fault)", group: group)
+            }
+            return row
         }
 
         public func leave(_ ticket: ClusterTicket, finished: TaskStatus?) {
             let done = finished.flatMap { try? String(decoding: JSONEncoder().encode($0), as: UTF8.self) }
             let timed = finished?.state.finished.map { $0.started && $0.outcome != .cancelled } ?? false
             state.withLockedValue { state in
-                let session = state.entries.removeValue(forKey: ticket.id)?.session ?? state.session
-                guard let session else { return }
+                // A ticket this replica no longer records was dropped with a lost session, or left at shutdown.
+                guard let session = state.entries.removeValue(forKey: ticket.id)?.session else { return }
                 let leave = PendingLeave(ticket: ticket, session: session, done: done, timed: timed)
                 state.pendingLeaves.append(leave)
                 state.leaving[ticket.id] = leave
@@ -213,8 +285,14 @@
         // MARK: Service
 
         /// Migrates the schema, declares the groups, opens the session and keeps it: listener, heartbeat,
-        /// lease watch, reaper, releases and position refreshes. Returns when cancelled (graceful shutdown),
-        /// after ending the session so other replicas' waiters get its slots at once.
+        /// lease watch, reaper, releases and position refreshes.
+        ///
+        /// On a graceful shutdown (in a `ServiceGroup`), this replica's waiting calls leave the line at once with
+        /// ``CallQueueError/Code/closed``, its running calls get ``Configuration/shutdownGracePeriod`` to finish
+        /// (then they are stopped with the same error), and the session ends in the database, so other replicas'
+        /// waiters get its slots at once rather than after its lease. When cancelled, it does the same without
+        /// the grace period. Either way it returns after ending the session; list the `PostgresClient` before
+        /// the source in the `ServiceGroup`, so the pool still runs then.
         ///
         /// - Throws: ``CallQueueError`` with ``CallQueueError/Code/invalidArgument`` for a bad configuration,
         ///   ``CallQueueError/Code/incompatibleSchema`` when the schema is newer than this library. An unreachable
@@ -234,10 +312,16 @@
                 group.addTask { await self.reaperLoop() }
                 group.addTask { await self.leaveLoop() }
                 group.addTask { await self.positionLoop() }
-                await group.next()  // every loop runs until cancelled
+                group.addTask {
+                    // Returns on a graceful shutdown, after the calls have left; throws when cancelled.
+                    guard (try? await gracefulShutdown()) != nil else { return }
+                    await self.drain()
+                }
+                await group.next()  // the loops run until cancelled; the drain ends on a graceful shutdown
                 group.cancelAll()
             }
-            await endSession()
+            // Not in this task: its cancellation would refuse the queries that hand the slots on.
+            await Task { await self.endSession() }.value
         }
 
         // MARK: From any replica
@@ -275,7 +359,7 @@
             } catch let error as CallQueueError {
                 throw error
             } catch {
-                throw failure(of: error, doing: "read the status of '\(id)'", group: nil)
+                throw failure(of: error, doing: "read the status of '\(id)'")
             }
         }
 
@@ -289,7 +373,7 @@
                 for try await found in rows.decode(Bool.self) { return found }
                 return false
             } catch {
-                throw failure(of: error, doing: "cancel '\(id)'", group: nil)
+                throw failure(of: error, doing: "cancel '\(id)'")
             }
         }
 

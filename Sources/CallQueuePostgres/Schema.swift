@@ -15,7 +15,18 @@
     ///   the session's channel (`c <ticket>`).
     enum Schema {
         /// The version this library writes and understands.
-        static let version = 1
+        ///
+        /// - 1: tables, indexes and the first functions.
+        /// - 2: a ticket records the replica's request number (an enqueue whose reply was lost is found by it);
+        ///   a group counts its waiting tickets (no scan of the line under the group's lock); the restart check
+        ///   runs before every change to a line; lock waits inside the functions are bounded
+        ///   (``functionLockTimeout``). Version 1's function signatures stay, so replicas of the older version
+        ///   keep working through a rolling upgrade.
+        static let version = 2
+
+        /// How long a function of the schema waits for a group's row lock before it fails (SQLSTATE 55P03): a
+        /// client that holds the lock cannot stall every replica's enqueues, whatever its connection settings.
+        static let functionLockTimeout = "5s"
 
         /// Checks a schema name: a plain lower-case identifier, so it can stand in SQL unquoted.
         static func validated(_ name: String) throws -> String {
@@ -53,10 +64,9 @@
             ]
         }
 
-        /// Version 1, from nothing.
+        /// Version 1's tables, from nothing.
         static func version1Statements(_ s: String) -> [String] {
-            let moved = movedChannel(s)
-            return [
+            [
                 """
                 CREATE TABLE \(s).cq_group (
                   name text PRIMARY KEY,
@@ -86,10 +96,31 @@
                 "CREATE INDEX cq_done_age ON \(s).cq_done (finished_at)",
                 "CREATE TABLE \(s).cq_meta (one bool PRIMARY KEY DEFAULT true CHECK (one), boot timestamptz)",
                 "INSERT INTO \(s).cq_meta VALUES (true, pg_postmaster_start_time())",
+            ]
+        }
+
+        /// Version 2's changes to version 1's tables: the request number, the waiting count (made right once).
+        static func version2Statements(_ s: String) -> [String] {
+            [
+                "ALTER TABLE \(s).cq_ticket ADD COLUMN req bigint",
+                "ALTER TABLE \(s).cq_group ADD COLUMN waiting int NOT NULL DEFAULT 0",
+                """
+                UPDATE \(s).cq_group g SET waiting =
+                  (SELECT count(*) FROM \(s).cq_ticket t WHERE t.grp = g.name AND t.slot IS NULL)
+                """,
+            ]
+        }
+
+        /// The functions of the current version, made or replaced after every migration step (each keeps its
+        /// signature across versions; a new signature is a new overload).
+        static func functionStatements(_ s: String) -> [String] {
+            let moved = movedChannel(s)
+            let bounded = "SET lock_timeout = '\(functionLockTimeout)'"
+            return [
                 // A server restart or failover gives every session one more grace period, so replicas that could
                 // not renew during the outage keep their tickets (a longer lease only delays reclaiming).
                 """
-                CREATE FUNCTION \(s).cq_boot_check(grace interval) RETURNS void LANGUAGE plpgsql AS $$
+                CREATE OR REPLACE FUNCTION \(s).cq_boot_check(grace interval) RETURNS void LANGUAGE plpgsql AS $$
                 DECLARE st timestamptz := pg_postmaster_start_time();
                 BEGIN
                   UPDATE \(s).cq_meta SET boot = st WHERE boot IS DISTINCT FROM st;
@@ -98,13 +129,18 @@
                   END IF;
                 END $$
                 """,
-                // Grants free slots to the oldest waiting tickets. The caller holds the group's row lock.
+                // Drops the tickets of expired sessions and grants free slots to the oldest waiting tickets; keeps
+                // the group's waiting count. The caller holds the group's row lock. Its work grows with the
+                // slots and the expired tickets, not with the line: the oldest waiters come from the index.
                 """
-                CREATE FUNCTION \(s).cq_advance(g text) RETURNS int LANGUAGE plpgsql AS $$
-                DECLARE n int; avail int; granted int := 0; r record;
+                CREATE OR REPLACE FUNCTION \(s).cq_advance(g text) RETURNS int LANGUAGE plpgsql AS $$
+                DECLARE n int; avail int; granted int := 0; dropped int; r record;
                 BEGIN
-                  DELETE FROM \(s).cq_ticket t USING \(s).cq_session x
-                   WHERE t.grp = g AND x.id = t.session AND x.lease_until <= now();
+                  WITH gone AS (
+                    DELETE FROM \(s).cq_ticket t
+                     WHERE t.grp = g AND t.session IN (SELECT x.id FROM \(s).cq_session x WHERE x.lease_until <= now())
+                    RETURNING t.slot)
+                  SELECT count(*) FILTER (WHERE gone.slot IS NULL) INTO dropped FROM gone;
                   SELECT slots INTO n FROM \(s).cq_group WHERE name = g;
                   SELECT n - count(*) INTO avail FROM \(s).cq_ticket WHERE grp = g AND slot IS NOT NULL;
                   IF avail > 0 THEN
@@ -129,39 +165,55 @@
                       granted := granted + 1;
                     END LOOP;
                   END IF;
+                  IF dropped + granted > 0 THEN
+                    UPDATE \(s).cq_group SET waiting = waiting - dropped - granted WHERE name = g;
+                  END IF;
                   RETURN granted;
                 END $$
                 """,
+                // Takes a place at the end of the line: the new ticket's id is the group's largest, so the
+                // tickets ahead of it are the group's waiting count less one.
                 """
-                CREATE FUNCTION \(s).cq_enqueue(g text, sess uuid, tsk text, grace interval,
+                CREATE OR REPLACE FUNCTION \(s).cq_enqueue(g text, sess uuid, tsk text, grace interval, rq bigint,
                     OUT ticket bigint, OUT slot int, OUT fence bigint, OUT ahead bigint, OUT waiting bigint)
-                LANGUAGE plpgsql AS $$
+                LANGUAGE plpgsql \(bounded) AS $$
                 BEGIN
                   PERFORM \(s).cq_boot_check(grace);
                   PERFORM 1 FROM \(s).cq_group WHERE name = g FOR UPDATE;
                   IF NOT FOUND THEN RAISE EXCEPTION 'call_queue: unknown group %', g USING ERRCODE = 'P0002'; END IF;
-                  INSERT INTO \(s).cq_ticket (grp, session, task)
-                       SELECT g, x.id, tsk FROM \(s).cq_session x WHERE x.id = sess AND x.lease_until > now()
+                  INSERT INTO \(s).cq_ticket (grp, session, task, req)
+                       SELECT g, x.id, tsk, rq FROM \(s).cq_session x WHERE x.id = sess AND x.lease_until > now()
                     RETURNING id INTO ticket;
                   IF ticket IS NULL THEN RAISE EXCEPTION 'call_queue: session lost' USING ERRCODE = 'P0001'; END IF;
+                  UPDATE \(s).cq_group gr SET waiting = gr.waiting + 1 WHERE gr.name = g;
                   PERFORM \(s).cq_advance(g);
                   SELECT t.slot, t.fence INTO slot, fence FROM \(s).cq_ticket t WHERE t.id = ticket;
-                  SELECT count(*) FILTER (WHERE t.id < ticket), count(*) INTO ahead, waiting
-                    FROM \(s).cq_ticket t WHERE t.grp = g AND t.slot IS NULL;
+                  SELECT gr.waiting INTO waiting FROM \(s).cq_group gr WHERE gr.name = g;
+                  ahead := CASE WHEN slot IS NULL THEN waiting - 1 ELSE 0 END;
                   IF slot IS NULL THEN PERFORM pg_notify('\(moved)', g); END IF;
                 END $$
                 """,
+                """
+                CREATE OR REPLACE FUNCTION \(s).cq_enqueue(g text, sess uuid, tsk text, grace interval,
+                    OUT ticket bigint, OUT slot int, OUT fence bigint, OUT ahead bigint, OUT waiting bigint)
+                LANGUAGE sql AS $$ SELECT * FROM \(s).cq_enqueue(g, sess, tsk, grace, NULL) $$
+                """,
                 // Leaving the line and giving a slot back are one call; false: the ticket was already gone.
                 """
-                CREATE FUNCTION \(s).cq_leave(tk bigint, sess uuid, done text, timed boolean) RETURNS boolean LANGUAGE plpgsql AS $$
-                DECLARE g text; held_ms double precision; tsk text;
+                CREATE OR REPLACE FUNCTION \(s).cq_leave(tk bigint, sess uuid, done text, timed boolean, grace interval)
+                RETURNS boolean LANGUAGE plpgsql \(bounded) AS $$
+                DECLARE g text; held_ms double precision; tsk text; was_slot int;
                 BEGIN
+                  PERFORM \(s).cq_boot_check(grace);
                   SELECT grp INTO g FROM \(s).cq_ticket WHERE id = tk AND session = sess;
                   IF g IS NULL THEN RETURN false; END IF;
                   PERFORM 1 FROM \(s).cq_group WHERE name = g FOR UPDATE;
                   DELETE FROM \(s).cq_ticket WHERE id = tk AND session = sess
-                    RETURNING extract(epoch FROM now() - granted_at) * 1000, task INTO held_ms, tsk;
+                    RETURNING extract(epoch FROM now() - granted_at) * 1000, task, slot INTO held_ms, tsk, was_slot;
                   IF NOT FOUND THEN RETURN false; END IF;
+                  IF was_slot IS NULL THEN
+                    UPDATE \(s).cq_group SET waiting = waiting - 1 WHERE name = g;
+                  END IF;
                   IF held_ms IS NOT NULL AND timed THEN
                     UPDATE \(s).cq_group SET hold_ms = coalesce(hold_ms * 0.8 + held_ms * 0.2, held_ms) WHERE name = g;
                   END IF;
@@ -174,20 +226,31 @@
                   RETURN true;
                 END $$
                 """,
-                // Renews the lease and returns every ticket of the session: also the fallback poll for grants.
                 """
-                CREATE FUNCTION \(s).cq_heartbeat(sess uuid, lease interval, grace interval)
-                RETURNS TABLE (ticket bigint, grp text, slot int, fence bigint) LANGUAGE plpgsql AS $$
+                CREATE OR REPLACE FUNCTION \(s).cq_leave(tk bigint, sess uuid, done text, timed boolean)
+                RETURNS boolean LANGUAGE sql AS $$ SELECT \(s).cq_leave(tk, sess, done, timed, interval '30 seconds') $$
+                """,
+                // Renews the lease and returns every ticket of the session with its request number: also the
+                // fallback poll for grants, and how a ticket whose enqueue reply was lost is found.
+                """
+                CREATE OR REPLACE FUNCTION \(s).cq_beat(sess uuid, lease interval, grace interval)
+                RETURNS TABLE (ticket bigint, grp text, slot int, fence bigint, req bigint) LANGUAGE plpgsql AS $$
                 BEGIN
                   PERFORM \(s).cq_boot_check(grace);
                   UPDATE \(s).cq_session SET lease_until = now() + lease WHERE id = sess AND lease_until > now();
                   IF NOT FOUND THEN RAISE EXCEPTION 'call_queue: session lost' USING ERRCODE = 'P0001'; END IF;
-                  RETURN QUERY SELECT t.id, t.grp, t.slot, t.fence FROM \(s).cq_ticket t WHERE t.session = sess;
+                  RETURN QUERY SELECT t.id, t.grp, t.slot, t.fence, t.req FROM \(s).cq_ticket t WHERE t.session = sess;
                 END $$
+                """,
+                """
+                CREATE OR REPLACE FUNCTION \(s).cq_heartbeat(sess uuid, lease interval, grace interval)
+                RETURNS TABLE (ticket bigint, grp text, slot int, fence bigint) LANGUAGE sql AS $$
+                  SELECT b.ticket, b.grp, b.slot, b.fence FROM \(s).cq_beat(sess, lease, grace) b
+                $$
                 """,
                 // Deletes the tickets of expired sessions and grants their slots; groups locked in name order.
                 """
-                CREATE FUNCTION \(s).cq_reap(grace interval) RETURNS int LANGUAGE plpgsql AS $$
+                CREATE OR REPLACE FUNCTION \(s).cq_reap(grace interval) RETURNS int LANGUAGE plpgsql \(bounded) AS $$
                 DECLARE g text; total int := 0;
                 BEGIN
                   PERFORM \(s).cq_boot_check(grace);
@@ -204,7 +267,7 @@
                 """,
                 // A cancel by task id from any replica: the holder's replica hears it on its session's channel.
                 """
-                CREATE FUNCTION \(s).cq_cancel(tsk text) RETURNS boolean LANGUAGE plpgsql AS $$
+                CREATE OR REPLACE FUNCTION \(s).cq_cancel(tsk text) RETURNS boolean LANGUAGE plpgsql AS $$
                 DECLARE r record;
                 BEGIN
                   SELECT id, session INTO r FROM \(s).cq_ticket WHERE task = tsk ORDER BY id DESC LIMIT 1;
@@ -216,13 +279,20 @@
                 // Declares a group or changes its slots; more slots are granted at once, fewer are honoured as
                 // holders leave.
                 """
-                CREATE FUNCTION \(s).cq_configure(g text, n int) RETURNS void LANGUAGE plpgsql AS $$
+                CREATE OR REPLACE FUNCTION \(s).cq_configure(g text, n int, grace interval)
+                RETURNS void LANGUAGE plpgsql \(bounded) AS $$
                 BEGIN
+                  PERFORM \(s).cq_boot_check(grace);
                   INSERT INTO \(s).cq_group (name, slots) VALUES (g, n)
                     ON CONFLICT (name) DO UPDATE SET slots = excluded.slots;
                   PERFORM 1 FROM \(s).cq_group WHERE name = g FOR UPDATE;
                   PERFORM \(s).cq_advance(g);
                 END $$
+                """,
+                """
+                CREATE OR REPLACE FUNCTION \(s).cq_configure(g text, n int) RETURNS void LANGUAGE sql AS $$
+                  SELECT \(s).cq_configure(g, n, interval '30 seconds')
+                $$
                 """,
             ]
         }
