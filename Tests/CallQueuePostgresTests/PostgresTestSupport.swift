@@ -4,6 +4,7 @@
     import Logging
     import NIOConcurrencyHelpers
     import PostgresNIO
+    import ServiceLifecycle
     import XCTest
 
     @testable import CallQueuePostgres
@@ -57,11 +58,12 @@
         /// Starts a replica and waits until its session is open.
         @discardableResult
         func startReplica(
-            _ name: String, configure: (inout PostgresPermitSource.Configuration) -> Void = { _ in }
+            _ name: String, runsAs mode: TestReplica.Mode = .taskGroup,
+            configure: (inout PostgresPermitSource.Configuration) -> Void = { _ in }
         ) async throws -> TestReplica {
             var configuration = configuration(name)
             configure(&configuration)
-            let replica = try TestReplica(url: url, configuration: configuration, limits: slots)
+            let replica = try TestReplica(url: url, configuration: configuration, limits: slots, mode: mode)
             replicas.append(replica)
             _ = try await replica.source.openSession()
             return replica
@@ -90,14 +92,32 @@
     }
 
     final class TestReplica: Sendable {
+        /// How the replica runs its pool and source.
+        enum Mode {
+            /// Both in a task group, with the URL helper's settings; stopped by cancellation.
+            case taskGroup
+            /// In a `ServiceGroup`, the client listed first, as the guide says; stopped by a graceful shutdown.
+            case serviceGroup
+            /// In a task group, with connection settings that set no timeouts (as a user who builds them for TLS).
+            case plainSettings
+        }
+
         let name: String
         let source: PostgresPermitSource
         let queue: CallQueue
         private let task: Task<Void, any Error>
+        private let serviceGroup: ServiceGroup?
 
-        init(url: String, configuration: PostgresPermitSource.Configuration, limits: [ConcurrencyGroupID: Int]) throws {
+        init(
+            url: String, configuration: PostgresPermitSource.Configuration, limits: [ConcurrencyGroupID: Int],
+            mode: Mode = .taskGroup
+        ) throws {
             name = configuration.replica
-            let settings = try PostgresPermitSource.connectionSettings(url: url)
+            var settings = try PostgresPermitSource.connectionSettings(url: url)
+            if mode == .plainSettings {
+                settings.client.options.additionalStartupParameters = []
+                settings.listener.options.additionalStartupParameters = []
+            }
             let client = PostgresClient(configuration: settings.client, backgroundLogger: testLogger)
             let source = PostgresPermitSource(
                 client: client, listenerConfiguration: settings.listener, configuration: configuration,
@@ -109,21 +129,43 @@
                 configuration: .init(
                     groups: groups, positionUpdateInterval: .zero,
                     permitSources: Dictionary(uniqueKeysWithValues: limits.keys.map { ($0, source) })))
-            task = Task {
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    group.addTask { await client.run() }
-                    group.addTask { try await source.run() }
-                    try await group.next()
-                    group.cancelAll()
+            if mode == .serviceGroup {
+                let serviceGroup = ServiceGroup(services: [client, source], logger: testLogger)
+                self.serviceGroup = serviceGroup
+                task = Task { try await serviceGroup.run() }
+            } else {
+                serviceGroup = nil
+                task = Task {
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        group.addTask { await client.run() }
+                        group.addTask { try await source.run() }
+                        try await group.next()
+                        group.cancelAll()
+                    }
                 }
             }
         }
 
-        /// Stops the replica as a graceful shutdown would: its session ends and its slots go on at once.
+        /// Stops the replica: its session ends and its slots go on at once.
         func stop() async {
             queue.close()
             task.cancel()
             _ = await task.result
+        }
+
+        /// Shuts a ``Mode/serviceGroup`` replica down gracefully and waits until its group has stopped.
+        func shutDownGracefully() async throws {
+            await serviceGroup?.triggerGracefulShutdown()
+            try await task.value
+        }
+
+        func loseNextEnqueueReply() {
+            source.state.withLockedValue { $0.losesNextEnqueueReply = true }
+        }
+
+        /// The session this replica uses now, once it is open.
+        var openSession: UUID? {
+            source.state.withLockedValue { $0.isOpen ? $0.session : nil }
         }
 
         /// The replica stops talking to the database (renewing its lease, reaping, giving tickets back), as
