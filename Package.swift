@@ -94,6 +94,14 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // A replica process for the PostgreSQL fault tests that signal a process; prints a line and exits
+        // without the `Postgres` trait.
+        .executableTarget(
+            name: "CallQueueReplicaFixture",
+            dependencies: ["CallQueue", "CallQueuePostgres"] + postgresDependencies,
+            path: "Tests/CallQueueReplicaFixture",
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "CallQueuePostgresTests",
             dependencies: [
