@@ -608,24 +608,27 @@
             let mine = state.withLockedValue { state in
                 state.entries.values.filter { !$0.granted && $0.ticket.group.name == group }
             }
-            guard !mine.isEmpty else { return }
+            guard let last = mine.map(\.ticket.id).max() else { return }
+            // Ranked in the database along the waiting index, up to this replica's last ticket: only this replica's
+            // rows come back, whatever the line's length.
+            let ids = mine.map(\.ticket.id)
             let rows = try await client.query(
                 """
-                SELECT id, (SELECT hold_ms FROM \(unescaped: schema).cq_group WHERE name = \(group))
-                FROM \(unescaped: schema).cq_ticket WHERE grp = \(group) AND slot IS NULL ORDER BY id
+                SELECT w.id, w.rank, g.waiting, g.hold_ms FROM (
+                  SELECT id, row_number() OVER (ORDER BY id) - 1 AS rank FROM \(unescaped: schema).cq_ticket
+                   WHERE grp = \(group) AND slot IS NULL AND id <= \(last)) w
+                JOIN \(unescaped: schema).cq_group g ON g.name = \(group)
+                WHERE w.id = ANY(\(ids))
                 """, logger: logger)
-            var ids: [Int64] = []
-            var holdMs: Double?
-            for try await (id, hold) in rows.decode((Int64, Double?).self) {
-                ids.append(id)
-                holdMs = hold
+            var places: [Int64: (position: Int, waiting: Int, holdMs: Double?)] = [:]
+            for try await (id, rank, waiting, hold) in rows.decode((Int64, Int64, Int32, Double?).self) {
+                places[id] = (Int(rank), Int(waiting), hold)
             }
-            var rank: [Int64: Int] = [:]
-            for (index, id) in ids.enumerated() { rank[id] = index }
             for entry in mine {
-                guard let position = rank[entry.ticket.id] else { continue }
+                guard let place = places[entry.ticket.id] else { continue }
                 entry.events.positionChanged(
-                    position: position, queueSize: ids.count, runTimeEstimate: holdMs.map { .milliseconds($0) })
+                    position: place.position, queueSize: max(place.waiting, place.position + 1),
+                    runTimeEstimate: place.holdMs.map { .milliseconds($0) })
             }
         }
 

@@ -337,8 +337,7 @@
                     SELECT t.grp, t.slot, extract(epoch FROM now() - t.granted_at)::float8,
                       (SELECT count(*) FROM \(unescaped: schema).cq_ticket w
                         WHERE w.grp = t.grp AND w.slot IS NULL AND w.id < t.id),
-                      (SELECT count(*) FROM \(unescaped: schema).cq_ticket w WHERE w.grp = t.grp AND w.slot IS NULL),
-                      g.hold_ms, g.slots
+                      g.waiting::int8, g.hold_ms, g.slots
                     FROM \(unescaped: schema).cq_ticket t JOIN \(unescaped: schema).cq_group g ON g.name = t.grp
                     WHERE t.task = \(id.rawValue) ORDER BY t.id DESC LIMIT 1
                     """, logger: logger)

@@ -30,6 +30,60 @@
             await newer.stop()
         }
 
+        /// A schema left at version 1 with a line in it (tickets of a replica that is gone) is migrated to version
+        /// 2: the waiting count is made from the rows, tickets get request numbers from then on, and version 1's
+        /// function signatures still answer, for replicas of the older version during a rolling upgrade.
+        func testVersionOneIsMigratedWithItsLine() async throws {
+            let cluster = try TestCluster()
+            defer { Task { await cluster.stop() } }
+            let s = cluster.schema
+            for statement in Schema.preludeStatements(s) + Schema.version1Statements(s) {
+                try await cluster.sql(statement)
+            }
+            try await cluster.sql("INSERT INTO \(s).cq_version VALUES (1)")
+            try await cluster.sql("INSERT INTO \(s).cq_group (name, slots) VALUES ('gpu', 1)")
+            let old = UUID()
+            try await cluster.sql(
+                "INSERT INTO \(s).cq_session VALUES ('\(old)', 'old', now() + interval '1 hour')")
+            try await cluster.sql(
+                """
+                INSERT INTO \(s).cq_ticket (grp, session, task, slot, fence) VALUES
+                  ('gpu', '\(old)', 'held', 0, 1), ('gpu', '\(old)', 'w1', NULL, NULL), ('gpu', '\(old)', 'w2', NULL, NULL)
+                """)
+
+            let a = try await cluster.startReplica("a")
+            let versions = try await cluster.sql("SELECT max(version) FROM \(s).cq_version")
+            XCTAssertEqual(try versions[0].decode(Int32.self), Int32(Schema.version))
+            let waiting = try await cluster.sql("SELECT waiting FROM \(s).cq_group WHERE name = 'gpu'")
+            XCTAssertEqual(try waiting[0].decode(Int32.self), 2)
+
+            // Version 1's signatures, as an older replica calls them.
+            let beat = try await cluster.sql(
+                "SELECT ticket FROM \(s).cq_heartbeat('\(old)', interval '1 hour', interval '30 seconds')")
+            XCTAssertEqual(beat.count, 3)
+            let enqueued = try await cluster.sql(
+                "SELECT ahead, waiting FROM \(s).cq_enqueue('gpu', '\(old)', 'w3', interval '30 seconds')")
+            let (ahead, inLine) = try enqueued[0].decode((Int64, Int64).self)
+            XCTAssertEqual(ahead, 2)
+            XCTAssertEqual(inLine, 3)
+
+            // This replica's call waits behind the old line; its status counts the same places.
+            let call = try a.queue.submit(id: "new", group: "gpu") { context in context.permit?.slot }
+            try await a.waitForTicket("new", in: cluster)
+            let status = try await a.source.status(of: "new")
+            XCTAssertEqual(status?.state.queued?.position, 3)
+            XCTAssertEqual(status?.state.queued?.queueSize, 4)
+            let numbered = try await cluster.count("task = 'new' AND req IS NOT NULL")
+            XCTAssertEqual(numbered, 1)
+            // The old replica is gone: its session ends and its line passes on.
+            try await cluster.sql("UPDATE \(s).cq_session SET lease_until = now() WHERE id = '\(old)'")
+            let slot = try await call.value
+            XCTAssertEqual(slot, 0)
+            try await eventually("released") { try await cluster.count("true") == 0 }
+            let after = try await cluster.sql("SELECT waiting FROM \(s).cq_group WHERE name = 'gpu'")
+            XCTAssertEqual(try after[0].decode(Int32.self), 0)
+        }
+
         func testTheDatabaseRefusesASecondHolderOfASlot() async throws {
             let cluster = try TestCluster()
             defer { Task { await cluster.stop() } }

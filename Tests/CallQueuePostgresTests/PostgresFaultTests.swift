@@ -26,6 +26,23 @@
             let outcomes = Recorder<String>()
             let count = 90
             var generator = SystemRandomNumberGenerator()
+            // The group's waiting count (kept by the functions, so no enqueue scans the line) against the rows,
+            // recounted from scratch in the same snapshot, all through the load.
+            let counts = Recorder<(kept: Int64, recounted: Int64)>()
+            let checker = Task {
+                while !Task.isCancelled {
+                    if let rows = try? await cluster.sql(
+                        """
+                        SELECT g.waiting::int8, (SELECT count(*) FROM \(cluster.schema).cq_ticket t
+                                                  WHERE t.grp = g.name AND t.slot IS NULL)
+                        FROM \(cluster.schema).cq_group g
+                        """), let row = rows.first, let pair = try? row.decode((Int64, Int64).self)
+                    {
+                        counts.append((pair.0, pair.1))
+                    }
+                    try? await Task.sleep(for: .milliseconds(5))
+                }
+            }
             await withTaskGroup(of: Void.self) { group in
                 for index in 0..<count {
                     if index == count / 2 { replicas[2].freeze() }
@@ -74,6 +91,13 @@
                 try? await Task.sleep(for: .seconds(3))
                 replicas[2].queue.close()
             }
+            checker.cancel()
+            _ = await checker.value
+            XCTAssertGreaterThan(counts.count, 10)
+            XCTAssertTrue(
+                counts.elements.allSatisfy { $0.kept == $0.recounted },
+                "\(counts.elements.filter { $0.kept != $0.recounted })")
+            XCTAssertTrue(counts.elements.contains { $0.kept > 0 }, "the line was never seen waiting")
             XCTAssertEqual(outcomes.elements.count, count)
             XCTAssertFalse(outcomes.elements.contains { $0.hasPrefix("other") }, "\(outcomes.elements)")
             XCTAssertLessThanOrEqual(holders.most, 2)
