@@ -41,6 +41,9 @@
             var requestsInFlight: Set<Int64> = []
             /// Set on a graceful shutdown: waiting calls have left; running ones have their grace period.
             var draining = false
+            /// Streams of ``PostgresPermitSource/updates(of:)``, and the groups announced since their last read.
+            var watchers: [UUID: Watcher] = [:]
+            var watchedGroups: Set<String> = []
             /// Grants heard before their enqueue returned.
             var earlyGrants: [Int64: ClusterPermit] = [:]
             /// Cancels heard before their enqueue returned: a cancel by id from another replica may reach this
@@ -71,10 +74,13 @@
             let leaveStream: AsyncStream<Void>
             let moved: AsyncStream<Void>.Continuation
             let movedStream: AsyncStream<Void>
+            let watch: AsyncStream<Void>.Continuation
+            let watchStream: AsyncStream<Void>
 
             init() {
                 (leaveStream, leaves) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
                 (movedStream, moved) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
+                (watchStream, watch) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
             }
         }
 
@@ -497,7 +503,8 @@
                 do {
                     try await client.query(
                         """
-                        SELECT \(unescaped: schema).cq_reap(make_interval(secs => \(configuration.restartGrace.seconds)))
+                        SELECT \(unescaped: schema).cq_reap(make_interval(secs => \(configuration.restartGrace.seconds)), \
+                        make_interval(secs => \(configuration.finishedStatusRetention.seconds)))
                         """, logger: logger)
                 } catch {
                     logger.debug("call-queue reaper failed; next period", metadata: ["error": "\(error)"])
@@ -581,8 +588,13 @@
         }
 
         func heardMoved(_ group: String) {
-            let isNew = state.withLockedValue { $0.movedGroups.insert(group).inserted }
+            let (isNew, watched) = state.withLockedValue { state in
+                let watched = !state.watchers.isEmpty
+                if watched { state.watchedGroups.insert(group) }
+                return (state.movedGroups.insert(group).inserted, watched)
+            }
             if isNew { wakeups.moved.yield() }
+            if watched { wakeups.watch.yield() }
         }
 
         /// Tells this replica's waiting calls their places after their groups' lines moved, at most once per
@@ -683,7 +695,8 @@
                         logger: logger)
                     try await client.query(
                         """
-                        SELECT \(unescaped: schema).cq_reap(make_interval(secs => \(configuration.restartGrace.seconds)))
+                        SELECT \(unescaped: schema).cq_reap(make_interval(secs => \(configuration.restartGrace.seconds)), \
+                        make_interval(secs => \(configuration.finishedStatusRetention.seconds)))
                         """, logger: logger)
                 }
                 logger.info(

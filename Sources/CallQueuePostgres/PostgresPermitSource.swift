@@ -80,6 +80,9 @@
             /// may go on before they are stopped with ``CallQueueError/Code/closed`` and the session ends. Its
             /// waiting calls leave the line at once with ``CallQueueError/Code/closed``.
             public var shutdownGracePeriod: Duration = .seconds(10)
+            /// How long a finished task's final status stays readable from any replica (``status(of:)``,
+            /// ``updates(of:)``).
+            public var finishedStatusRetention: Duration = .seconds(600)
 
             public init(
                 replica: String,
@@ -94,7 +97,8 @@
                 positionRefreshInterval: Duration = .milliseconds(250),
                 startTimeout: Duration = .seconds(10),
                 statementTimeout: Duration = .seconds(10),
-                shutdownGracePeriod: Duration = .seconds(10)
+                shutdownGracePeriod: Duration = .seconds(10),
+                finishedStatusRetention: Duration = .seconds(600)
             ) {
                 self.replica = replica
                 self.groups = groups
@@ -109,6 +113,7 @@
                 self.startTimeout = startTimeout
                 self.statementTimeout = statementTimeout
                 self.shutdownGracePeriod = shutdownGracePeriod
+                self.finishedStatusRetention = finishedStatusRetention
             }
 
             func validated() throws -> Configuration {
@@ -129,7 +134,7 @@
                 for (name, value) in [
                     ("reaperInterval", reaperInterval), ("restartGrace", restartGrace),
                     ("positionRefreshInterval", positionRefreshInterval), ("startTimeout", startTimeout),
-                    ("shutdownGracePeriod", shutdownGracePeriod),
+                    ("shutdownGracePeriod", shutdownGracePeriod), ("finishedStatusRetention", finishedStatusRetention),
                 ] where value < .zero {
                     throw fail("\(name) \(value) is negative")
                 }
@@ -312,6 +317,7 @@
                 group.addTask { await self.reaperLoop() }
                 group.addTask { await self.leaveLoop() }
                 group.addTask { await self.positionLoop() }
+                group.addTask { await self.watchLoop() }
                 group.addTask {
                     // Returns on a graceful shutdown, after the calls have left; throws when cancelled.
                     guard (try? await gracefulShutdown()) != nil else { return }
@@ -328,8 +334,9 @@
 
         /// The status of a task in a cluster-wide group, whichever replica runs it: waiting (position and queue
         /// size in the cluster-wide line, an ETA from the group's cluster-wide hold time), running (slot and
-        /// elapsed time; progress lives on its replica), or finished in the last ten minutes. `nil` when the
-        /// database has no record of it (never seen, waiting for its ticket, or older).
+        /// elapsed time; progress lives on its replica), or finished within
+        /// ``Configuration/finishedStatusRetention``. `nil` when the database has no record of it (never seen,
+        /// waiting for its ticket, or older).
         public func status(of id: TaskID) async throws -> TaskStatus? {
             do {
                 let rows = try await client.query(
@@ -350,7 +357,10 @@
                         slots: Int(slots))
                 }
                 let done = try await client.query(
-                    "SELECT status FROM \(unescaped: schema).cq_done WHERE task = \(id.rawValue)", logger: logger)
+                    """
+                    SELECT status FROM \(unescaped: schema).cq_done WHERE task = \(id.rawValue)
+                    AND finished_at >= now() - make_interval(secs => \(configuration.finishedStatusRetention.seconds))
+                    """, logger: logger)
                 for try await json in done.decode(String.self) {
                     return try JSONDecoder().decode(TaskStatus.self, from: Data(json.utf8))
                 }

@@ -11,8 +11,8 @@
     /// - Liveness is a lease per replica session, judged by the database's clock only; an expired session's
     ///   tickets are deleted and their slots granted to the next waiters.
     /// - Grants are announced on the holder session's channel (`cq_<session hex>`: `g <ticket> <slot> <fence>`),
-    ///   line changes on the schema's channel (`cqm_<schema>`: the group's name), cancels from other replicas on
-    ///   the session's channel (`c <ticket>`).
+    ///   every change to a line (enqueue, grant, release, reap) on the schema's channel (`cqm_<schema>`: the
+    ///   group's name), cancels from other replicas on the session's channel (`c <ticket>`).
     enum Schema {
         /// The version this library writes and understands.
         ///
@@ -190,7 +190,7 @@
                   SELECT t.slot, t.fence INTO slot, fence FROM \(s).cq_ticket t WHERE t.id = ticket;
                   SELECT gr.waiting INTO waiting FROM \(s).cq_group gr WHERE gr.name = g;
                   ahead := CASE WHEN slot IS NULL THEN waiting - 1 ELSE 0 END;
-                  IF slot IS NULL THEN PERFORM pg_notify('\(moved)', g); END IF;
+                  PERFORM pg_notify('\(moved)', g);
                 END $$
                 """,
                 """
@@ -248,9 +248,11 @@
                   SELECT b.ticket, b.grp, b.slot, b.fence FROM \(s).cq_beat(sess, lease, grace) b
                 $$
                 """,
-                // Deletes the tickets of expired sessions and grants their slots; groups locked in name order.
+                // Deletes the tickets of expired sessions and grants their slots (groups locked in name order), and
+                // final statuses older than `keep`.
                 """
-                CREATE OR REPLACE FUNCTION \(s).cq_reap(grace interval) RETURNS int LANGUAGE plpgsql \(bounded) AS $$
+                CREATE OR REPLACE FUNCTION \(s).cq_reap(grace interval, keep interval)
+                RETURNS int LANGUAGE plpgsql \(bounded) AS $$
                 DECLARE g text; total int := 0;
                 BEGIN
                   PERFORM \(s).cq_boot_check(grace);
@@ -261,9 +263,14 @@
                     PERFORM pg_notify('\(moved)', g);
                   END LOOP;
                   DELETE FROM \(s).cq_session WHERE lease_until <= now() - interval '1 minute';
-                  DELETE FROM \(s).cq_done WHERE finished_at < now() - interval '10 minutes';
+                  DELETE FROM \(s).cq_done WHERE finished_at < now() - keep;
                   RETURN total;
                 END $$
+                """,
+                """
+                CREATE OR REPLACE FUNCTION \(s).cq_reap(grace interval) RETURNS int LANGUAGE sql AS $$
+                  SELECT \(s).cq_reap(grace, interval '10 minutes')
+                $$
                 """,
                 // A cancel by task id from any replica: the holder's replica hears it on its session's channel.
                 """

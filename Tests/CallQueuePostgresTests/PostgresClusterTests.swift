@@ -84,6 +84,52 @@
             XCTAssertEqual(try after[0].decode(Int32.self), 0)
         }
 
+        /// A reader on replica b follows a task that waits and runs on replica a, as a load balancer without sticky
+        /// sessions would send its event stream there: each place, the start and the final status, in order, with
+        /// versions that only grow, then the stream ends.
+        func testUpdatesOfATaskOnAnotherReplica() async throws {
+            let cluster = try TestCluster()
+            defer { Task { await cluster.stop() } }
+            let a = try await cluster.startReplica("a")
+            let b = try await cluster.startReplica("b")
+            let finishHolder = Gate()
+            let finishTask = Gate()
+            let holder = try a.queue.submit(id: "holder", group: "gpu") { _ in await finishHolder.wait() }
+            try await eventually("holding") { try await cluster.count("slot IS NOT NULL") == 1 }
+            let ahead = try a.queue.submit(id: "ahead", group: "gpu") { _ in }
+            try await a.waitForTicket("ahead", in: cluster)
+            let task = try a.queue.submit(id: "task", group: "gpu") { _ in
+                await finishTask.wait()
+                return 42
+            }
+            try await a.waitForTicket("task", in: cluster)
+
+            let seen = Recorder<TaskStatus>()
+            let reader = Task {
+                for await status in b.source.updates(of: "task") { seen.append(status) }
+            }
+            func latest() -> TaskStatus? { seen.elements.last }
+            try await eventually("b sees the task second in line") { latest()?.state.queued?.position == 1 }
+            XCTAssertEqual(latest()?.state.queued?.queueSize, 2)
+            XCTAssertTrue(try a.queue.cancel("ahead"))
+            try await eventually("b sees it first in line") { latest()?.state.queued?.position == 0 }
+            finishHolder.open()
+            try await eventually("b sees it run") { latest()?.state.running != nil }
+            XCTAssertEqual(latest()?.state.running?.slot, 0)
+            finishTask.open()
+            await reader.value  // the stream ends after the final status
+            XCTAssertEqual(latest()?.state.finished?.outcome, .succeeded)
+            let versions = seen.elements.map(\.version)
+            XCTAssertEqual(versions, versions.sorted())
+            XCTAssertEqual(Set(versions).count, versions.count, "versions only grow")
+            let json = try JSONEncoder().encode(try XCTUnwrap(latest()))
+            XCTAssertEqual(try JSONDecoder().decode(TaskStatus.self, from: json).state, latest()?.state)
+            let result = try await task.value
+            XCTAssertEqual(result, 42)
+            try await holder.value
+            _ = try? await ahead.value
+        }
+
         func testTheDatabaseRefusesASecondHolderOfASlot() async throws {
             let cluster = try TestCluster()
             defer { Task { await cluster.stop() } }
