@@ -44,6 +44,9 @@
             /// Streams of ``PostgresPermitSource/updates(of:)``, and the groups announced since their last read.
             var watchers: [UUID: Watcher] = [:]
             var watchedGroups: Set<String> = []
+            /// Set at every heartbeat: the next routine read covers every watched task (an announcement may
+            /// have been lost).
+            var watchEverything = false
             /// Grants heard before their enqueue returned.
             var earlyGrants: [Int64: ClusterPermit] = [:]
             /// Cancels heard before their enqueue returned: a cancel by id from another replica may reach this
@@ -108,7 +111,8 @@
 
         /// Records a ticket the database took; returns its permit when it was granted already (at once, or by a
         /// notification that came first), and whether a cancel of it was heard first. `nil` when the session the
-        /// ticket was taken on is no longer this replica's: the ticket went with it.
+        /// ticket was taken on is no longer this replica's (the ticket went with it), or when the source is
+        /// shutting down (the ticket is given back; the call fails with `closed`).
         func register(
             _ ticket: ClusterTicket, events: ClusterTicketEvents, session: UUID, number: Int64, slot: Int32?,
             fence: Int64?
@@ -116,6 +120,12 @@
             state.withLockedValue { state in
                 state.requestsInFlight.remove(number)
                 guard state.isOpen, state.session == session else { return nil }
+                if state.draining {
+                    let leave = PendingLeave(ticket: ticket, session: session, done: nil, timed: false)
+                    state.pendingLeaves.append(leave)
+                    state.leaving[ticket.id] = leave
+                    return nil
+                }
                 state.registrations += 1
                 var entry = Entry(ticket: ticket, events: events, session: session, registered: state.registrations)
                 var permit: ClusterPermit?

@@ -50,33 +50,61 @@
             return stream
         }
 
-        /// Reads the watched tasks again whenever a line moves, and at every heartbeat.
+        /// Reads the watched tasks again whenever a line moves, and at every heartbeat. A task whose next change
+        /// is a change of state (it is unknown yet, runs, or is among the next to be granted) is read at each
+        /// announcement of its group; the others at most once per ``Configuration/positionRefreshInterval``.
         func watchLoop() async {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask {
                     while !Task.isCancelled {
                         try? await Task.sleep(for: self.configuration.heartbeat)
+                        self.state.withLockedValue { $0.watchEverything = true }
                         self.wakeups.watch.yield()
                     }
                 }
+                var nextRoutine = ContinuousClock.now
+                var routineScheduled = false
                 for await _ in wakeups.watchStream {
                     if Task.isCancelled { break }
-                    await refreshWatchers()
-                    // A burst of announcements costs one read per interval; the first after a quiet spell, none.
-                    try? await Task.sleep(for: configuration.positionRefreshInterval)
+                    let now = ContinuousClock.now
+                    let routine = now >= nextRoutine
+                    if routine {
+                        nextRoutine = now + configuration.positionRefreshInterval
+                        routineScheduled = false
+                    } else if !routineScheduled {
+                        // The places that changed now are read when the interval is over.
+                        routineScheduled = true
+                        group.addTask { [at = nextRoutine] in
+                            try? await Task.sleep(until: at, clock: .continuous)
+                            self.wakeups.watch.yield()
+                        }
+                    }
+                    await refreshWatchers(routine: routine)
                 }
                 group.cancelAll()
             }
             endWatchers()
         }
 
-        func refreshWatchers() async {
-            let (watchers, groups) = state.withLockedValue { state in
-                defer { state.watchedGroups = [] }
-                return (state.watchers, state.watchedGroups)
+        func refreshWatchers(routine: Bool) async {
+            let (watchers, groups, everything) = state.withLockedValue { state in
+                defer {
+                    if routine {
+                        state.watchedGroups = []
+                        state.watchEverything = false
+                    }
+                }
+                return (state.watchers, state.watchedGroups, state.watchEverything)
             }
             for (key, watcher) in watchers {
-                if let group = watcher.group, !groups.isEmpty, !groups.contains(group) { continue }
+                if !everything, let group = watcher.group, !groups.contains(group) { continue }
+                if !routine {
+                    let slots = watcher.group.flatMap { configuration.groups[ConcurrencyGroupID($0)] } ?? 1
+                    let changesStateNext =
+                        watcher.last == nil || watcher.last?.state.running != nil
+                        || (watcher.last?.state.queued?.position ?? .max) < slots
+                    guard changesStateNext else { continue }
+                }
                 guard let status = try? await status(of: watcher.id) else {
                     if watcher.last != nil {
                         // Gone without a final status: nothing more will come.

@@ -216,9 +216,8 @@
                         ticket, events: request.events, session: session, number: number, slot: row.slot,
                         fence: row.fence)
                 else {
-                    logger.notice(
-                        "call-queue ticket's session was lost before it was recorded; enqueuing again",
-                        metadata: ["ticket": "\(ticket)"])
+                    // Its session was lost, or the source is shutting down (the next attempt fails with `closed`).
+                    wakeups.leaves.yield()
                     continue
                 }
                 if let grant {

@@ -8,7 +8,11 @@
 //   start when the next runs on the other replica, p50/p99;
 // - throughput: cycles per second with 8 callers on 2 replicas, on one group, and on 8 groups (one caller each);
 // - crash: a replica session that holds the slot and stops renewing (lease 2 s, reaper 0.5 s); the time from its
-//   last renewal to the next caller's start.
+//   last renewal to the next caller's start;
+// - a long line: with 10 and with 10,000 tickets waiting in the group, an enqueue at the end of the line (and its
+//   leave), and a hand-off (the holder leaves, the head of the line is granted), through the schema's functions;
+// - P2: a reader on replica B following a task of replica A (`updates(of:)`); the time from the task's start on
+//   A to B reading it running.
 import CallQueue
 import Foundation
 
@@ -34,6 +38,102 @@ import Foundation
             try await throughput(url, groups: 1)
             try await throughput(url, groups: 8)
             try await crash(url)
+            try await longLine(url)
+            try await remoteUpdates(url)
+        }
+
+        static func longLine(_ url: String) async throws {
+            var enqueue: [Int: [Duration]] = [:]
+            var handOff: [Int: [Duration]] = [:]
+            for waiting in [10, 10_000] {
+                (enqueue[waiting], handOff[waiting]) = try await withReplicas(url, count: 1, groups: ["gpu": 1]) {
+                    replicas in
+                    let replica = replicas[0]
+                    let s = replica.schema
+                    @Sendable func sql(_ text: String) async throws -> [PostgresRow] {
+                        try await replica.client.query(PostgresQuery(unsafeSQL: text), logger: replica.logger)
+                            .collect()
+                    }
+                    let session = UUID()
+                    _ = try await sql(
+                        "INSERT INTO \(s).cq_session VALUES ('\(session)', 'line', now() + interval '1 hour')")
+                    @Sendable func enqueueOne() async throws -> Int64 {
+                        try await sql(
+                            "SELECT ticket FROM \(s).cq_enqueue('gpu', '\(session)', NULL, interval '30 seconds', 0)")[
+                                0
+                            ]
+                            .decode(Int64.self)
+                    }
+                    @Sendable func leave(_ ticket: Int64) async throws {
+                        _ = try await sql(
+                            "SELECT \(s).cq_leave(\(ticket), '\(session)', NULL, false, interval '30 seconds')")
+                    }
+                    var holder = try await enqueueOne()  // granted: the line forms behind it
+                    var line: [Int64] = []
+                    for _ in 0..<waiting { line.append(try await enqueueOne()) }
+                    var enqueueTimes: [Duration] = []
+                    for _ in 0..<1_000 {
+                        let start = ContinuousClock.now
+                        let ticket = try await enqueueOne()
+                        enqueueTimes.append(.now - start)
+                        try await leave(ticket)
+                    }
+                    var handOffTimes: [Duration] = []
+                    for _ in 0..<1_000 {
+                        line.append(try await enqueueOne())  // the line keeps its length
+                        let start = ContinuousClock.now
+                        try await leave(holder)
+                        handOffTimes.append(.now - start)
+                        holder = line.removeFirst()
+                    }
+                    return (enqueueTimes, handOffTimes)
+                }
+            }
+            row2("enqueue at the end of the line (one round trip), 10 / 10,000 waiting", enqueue[10]!, enqueue[10_000]!)
+            row2(
+                "hand-off: the holder leaves, the head is granted, 10 / 10,000 waiting", handOff[10]!, handOff[10_000]!)
+        }
+
+        static func remoteUpdates(_ url: String) async throws {
+            let (latencies, readFirst) = try await withReplicas(url, count: 2, groups: ["gpu": 1]) {
+                replicas -> ([Duration], Int) in
+                var latencies: [Duration] = []
+                var readFirst = 0
+                for index in 0..<200 {
+                    let id = TaskID("p2-\(index)")
+                    let release = Gate()
+                    let holding = Gate()
+                    let holder = Task {
+                        try await replicas[0].queue.runQueued(group: "gpu") {
+                            holding.open()
+                            await release.wait()
+                        }
+                    }
+                    await holding.wait()
+                    let started = Stamp()
+                    let updates = replicas[1].source.updates(of: id)
+                    let reader = Task { () -> ContinuousClock.Instant? in
+                        // Running, or finished already: either way B has learnt that it started.
+                        for await status in updates where status.state.queued == nil { return .now }
+                        return nil
+                    }
+                    let task = try replicas[0].queue.submit(id: id, group: "gpu") { _ in started.set(.now) }
+                    // It waits in the database behind the holder; the holder's release starts it.
+                    while try await replicas[1].source.status(of: id)?.state.queued == nil {
+                        try await Task.sleep(for: .milliseconds(1))
+                    }
+                    release.open()
+                    try await holder.value
+                    try await task.value
+                    guard let read = await reader.value, let start = started.value else { continue }
+                    if read < start { readFirst += 1 }
+                    latencies.append(max(.zero, read - start))
+                }
+                return (latencies, readFirst)
+            }
+            row2(
+                "P2: start on replica A to the reader on replica B (B read it first in \(readFirst) of 200)", latencies,
+                nil)
         }
 
         static func cycle(_ url: String) async throws {
@@ -167,6 +267,7 @@ import Foundation
 
         struct Replica {
             let queue: CallQueue
+            let source: PostgresPermitSource
             let client: PostgresClient
             let schema: String
             let logger: Logger
@@ -204,7 +305,8 @@ import Foundation
                     configuration: .init(
                         groups: groups.mapValues { .init(limit: .limited($0)) },
                         permitSources: groups.mapValues { _ in source }))
-                replicas.append(Replica(queue: queue, client: client, schema: schema, logger: logger))
+                replicas.append(
+                    Replica(queue: queue, source: source, client: client, schema: schema, logger: logger))
                 // Warm up: the first call waits for the session and prepares the schema.
                 try await queue.runQueued(group: groups.keys.first!) {}
             }
@@ -217,18 +319,24 @@ import Foundation
 
         // MARK: Reporting
 
-        static func row(_ name: String, _ local: [Duration], _ cluster: [Duration]) {
-            func text(_ samples: [Duration]) -> String {
-                let sorted = samples.sorted()
-                func at(_ q: Double) -> String {
-                    let value = sorted[min(sorted.count - 1, Int(Double(sorted.count) * q))]
-                    return value < .milliseconds(1)
-                        ? String(format: "%.1f µs", value.seconds * 1e6)
-                        : String(format: "%.2f ms", value.seconds * 1e3)
-                }
-                return "\(at(0.5)) / \(at(0.99))"
+        /// A row of two cluster figures (or one).
+        static func row2(_ name: String, _ first: [Duration], _ second: [Duration]?) {
+            print("| \(name) | – | \(quantiles(first))\(second.map { " · " + quantiles($0) } ?? "") |")
+        }
+
+        static func quantiles(_ samples: [Duration]) -> String {
+            let sorted = samples.sorted()
+            guard !sorted.isEmpty else { return "–" }
+            func at(_ q: Double) -> String {
+                let value = sorted[min(sorted.count - 1, Int(Double(sorted.count) * q))]
+                return value < .milliseconds(1)
+                    ? String(format: "%.1f µs", value.seconds * 1e6) : String(format: "%.2f ms", value.seconds * 1e3)
             }
-            print("| \(name) | \(text(local)) | \(text(cluster)) |")
+            return "\(at(0.5)) / \(at(0.99))"
+        }
+
+        static func row(_ name: String, _ local: [Duration], _ cluster: [Duration]) {
+            print("| \(name) | \(quantiles(local)) | \(quantiles(cluster)) |")
         }
     }
 
@@ -244,6 +352,38 @@ import Foundation
             lock.withLock { stored.append(Run(queue: queue, start: start, end: end)) }
         }
         var runs: [Run] { lock.withLock { stored } }
+    }
+
+    final class Stamp: @unchecked Sendable {
+        private let lock = NSLock()
+        private var stored: ContinuousClock.Instant?
+        func set(_ instant: ContinuousClock.Instant) { lock.withLock { stored = instant } }
+        var value: ContinuousClock.Instant? { lock.withLock { stored } }
+    }
+
+    /// Opens once; waiters before and after go on.
+    final class Gate: @unchecked Sendable {
+        private let lock = NSLock()
+        private var isOpen = false
+        private var waiters: [CheckedContinuation<Void, Never>] = []
+        func open() {
+            let waiting = lock.withLock {
+                isOpen = true
+                defer { waiters = [] }
+                return waiters
+            }
+            for waiter in waiting { waiter.resume() }
+        }
+        func wait() async {
+            await withCheckedContinuation { continuation in
+                let now = lock.withLock {
+                    if isOpen { return true }
+                    waiters.append(continuation)
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+        }
     }
 
     final class Counter: @unchecked Sendable {
