@@ -19,18 +19,7 @@
             defer { Task { await cluster.stop() } }
             let a = try await cluster.startReplica("a")
             let old = try XCTUnwrap(a.openSession)
-            let locked = Gate()
-            let unlock = Gate()
-            let lockHolder = Task {
-                try await cluster.admin.withTransaction(logger: testLogger) { connection in
-                    try await connection.query(
-                        PostgresQuery(
-                            unsafeSQL: "SELECT 1 FROM \(cluster.schema).cq_group WHERE name = 'gpu' FOR UPDATE"),
-                        logger: testLogger)
-                    locked.open()
-                    await unlock.wait()
-                }
-            }
+            let (locked, unlock, lockHolder) = try await holdGroupLock(cluster)
             await locked.wait()
             let call = try a.queue.submit(id: "late", group: "gpu") { context in context.permit?.fence }
             try await eventually("the enqueue waits on the group's lock") {
@@ -115,18 +104,7 @@
             let listenerSettings = a.source.listenerConfiguration.options.additionalStartupParameters.map(\.0)
             XCTAssertTrue(listenerSettings.contains("statement_timeout"), "\(listenerSettings)")
             XCTAssertTrue(listenerSettings.contains("lock_timeout"), "\(listenerSettings)")
-            let locked = Gate()
-            let unlock = Gate()
-            let lockHolder = Task {
-                try await cluster.admin.withTransaction(logger: testLogger) { connection in
-                    try await connection.query(
-                        PostgresQuery(
-                            unsafeSQL: "SELECT 1 FROM \(cluster.schema).cq_group WHERE name = 'gpu' FOR UPDATE"),
-                        logger: testLogger)
-                    locked.open()
-                    await unlock.wait()
-                }
-            }
+            let (locked, unlock, lockHolder) = try await holdGroupLock(cluster)
             await locked.wait()
             let call = try a.queue.submit(id: "blocked", group: "gpu") { _ in }
             do {
@@ -142,6 +120,76 @@
             let slot = try await after.value
             XCTAssertEqual(slot, 0)
             try await eventually("no ticket left") { try await cluster.count("true") == 0 }
+        }
+
+        /// The connection of an enqueue is cut while the enqueue waits on the group's lock (before its commit):
+        /// the call fails with `unavailable`, nothing is left in the database, and the next call runs.
+        func testAConnectionCutMidEnqueueFailsTheCallAndLeavesNothing() async throws {
+            let cluster = try TestCluster()
+            defer { Task { await cluster.stop() } }
+            let a = try await cluster.startReplica("a")
+            let (locked, unlock, lockHolder) = try await holdGroupLock(cluster)
+            await locked.wait()
+            let call = try a.queue.submit(id: "cut", group: "gpu") { _ in XCTFail("ran without its ticket") }
+            try await terminateLockWaiters(cluster)
+            unlock.open()
+            try await lockHolder.value
+            do {
+                try await call.value
+                XCTFail("the call ran after its enqueue's connection was cut")
+            } catch let error as CallQueueError {
+                XCTAssertEqual(error.code, .unavailable, "\(error)")
+            }
+            let left = try await cluster.count("true")
+            XCTAssertEqual(left, 0)
+            let next = try a.queue.submit(id: "next", group: "gpu") { context in context.permit?.slot }
+            let slot = try await next.value
+            XCTAssertEqual(slot, 0)
+        }
+
+        /// The connection of a release is cut while the release waits on the group's lock: the release is sent
+        /// again, and the other replica's waiter gets the slot.
+        func testAConnectionCutMidReleaseIsRetried() async throws {
+            let held = try await HeldSlot.start()
+            defer { Task { await held.cluster.stop() } }
+            let (locked, unlock, lockHolder) = try await holdGroupLock(held.cluster)
+            await locked.wait()
+            async let permit = held.releaseAndGrantNext()
+            try await terminateLockWaiters(held.cluster)
+            unlock.open()
+            try await lockHolder.value
+            let granted = try await permit
+            XCTAssertEqual(granted?.slot, 0)
+            try await eventually("no ticket left") { try await held.cluster.count("true") == 0 }
+        }
+
+        /// Another client's transaction that holds the group's row lock until the returned gate opens.
+        private func holdGroupLock(_ cluster: TestCluster) async throws -> (Gate, Gate, Task<Void, any Error>) {
+            let locked = Gate()
+            let unlock = Gate()
+            let holder = Task {
+                try await cluster.admin.withTransaction(logger: testLogger) { connection in
+                    try await connection.query(
+                        PostgresQuery(
+                            unsafeSQL: "SELECT 1 FROM \(cluster.schema).cq_group WHERE name = 'gpu' FOR UPDATE"),
+                        logger: testLogger)
+                    locked.open()
+                    await unlock.wait()
+                }
+            }
+            return (locked, unlock, holder)
+        }
+
+        /// Waits until a backend waits on a lock, then cuts its connection.
+        private func terminateLockWaiters(_ cluster: TestCluster) async throws {
+            try await eventually("a backend waits on the group's lock") {
+                let rows = try await cluster.sql(
+                    """
+                    SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                    WHERE datname = current_database() AND wait_event_type = 'Lock'
+                    """)
+                return try rows[0].decode(Int64.self) > 0
+            }
         }
 
         /// A graceful shutdown of a replica run in a `ServiceGroup` (client first, then the source), with a lease
