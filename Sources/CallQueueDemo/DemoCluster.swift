@@ -12,13 +12,18 @@ import Synchronization
 /// database, served by a `PostgresPermitSource` running beside the queue.
 final class DemoCluster: Sendable {
     let permitSources: [ConcurrencyGroupID: any ClusterPermitSource]
-    private let service: Task<Void, Never>
+    private let client: Task<Void, Never>
+    private let source: Task<Void, Never>
     /// Every grant this process got: which call, slot and fencing number, and when it ran (wall clock).
     let grants = Mutex<[String]>([])
 
-    private init(permitSources: [ConcurrencyGroupID: any ClusterPermitSource], service: Task<Void, Never>) {
+    private init(
+        permitSources: [ConcurrencyGroupID: any ClusterPermitSource], client: Task<Void, Never>,
+        source: Task<Void, Never>
+    ) {
         self.permitSources = permitSources
-        self.service = service
+        self.client = client
+        self.source = source
     }
 
     static func start(_ options: DemoOptions) throws -> DemoCluster? {
@@ -35,21 +40,16 @@ final class DemoCluster: Sendable {
                     lease: .seconds(5), heartbeat: .seconds(1), reaperInterval: .milliseconds(500),
                     safetyMargin: .seconds(1)),
                 logger: logger)
-            let service = Task {
-                await withTaskGroup(of: Void.self) { group in
-                    group.addTask { await client.run() }
-                    group.addTask {
-                        do {
-                            try await source.run()
-                        } catch {
-                            print("the cluster service stopped: \(error)")
-                        }
-                    }
-                    await group.next()
-                    group.cancelAll()
+            // The pool outlives the source, which ends its session through it (see stop()).
+            let clientTask = Task { await client.run() }
+            let sourceTask = Task {
+                do {
+                    try await source.run()
+                } catch {
+                    print("the cluster service stopped: \(error)")
                 }
             }
-            return DemoCluster(permitSources: ["gpu": source], service: service)
+            return DemoCluster(permitSources: ["gpu": source], client: clientTask, source: sourceTask)
         #else
             _ = url
             throw DemoError(
@@ -65,9 +65,11 @@ final class DemoCluster: Sendable {
         grants.withLock { $0.append(line) }
     }
 
-    /// Ends this replica's session (its slots go to the other replicas at once).
+    /// Ends this replica's session (its slots go to the other replicas at once), then stops the pool.
     func stop() async {
-        service.cancel()
-        await service.value
+        source.cancel()
+        await source.value
+        client.cancel()
+        await client.value
     }
 }
