@@ -576,7 +576,7 @@
             let race = Race<Value>()
             return try await withTaskCancellationHandler {
                 try await withCheckedThrowingContinuation { continuation in
-                    race.start(continuation)
+                    guard race.start(continuation) else { return }  // cancelled before it began: not sent
                     let work = Task {
                         do {
                             race.finish(.success(try await operation()))
@@ -746,13 +746,16 @@
         }
         private let state = NIOLockedValueBox(State())
 
-        func start(_ continuation: CheckedContinuation<Value, any Error>) {
+        /// Returns false when the race is over already (its caller was cancelled): the continuation is resumed.
+        func start(_ continuation: CheckedContinuation<Value, any Error>) -> Bool {
             let early = state.withLockedValue { state -> Result<Value, any Error>? in
                 if let early = state.early { return early }
                 state.continuation = continuation
                 return nil
             }
-            if let early { continuation.resume(with: early) }  // cancelled before it started
+            guard let early else { return true }
+            continuation.resume(with: early)
+            return false
         }
 
         func setTimer(_ timer: Task<Void, Never>) {
