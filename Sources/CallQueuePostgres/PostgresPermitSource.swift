@@ -25,8 +25,12 @@
     /// slots from ``Configuration/groups``, this replica's session and its lease (renewed every
     /// ``Configuration/heartbeat``), a dedicated listener connection for grants and line changes (reconnected
     /// with backoff, listening again and polling at once), the reaper that gives the slots of expired replicas
-    /// to the next in line, and retried releases. Until its session is open, ``enqueue(_:)`` waits up to
-    /// ``Configuration/startTimeout``, then fails with ``CallQueueError/Code/unavailable``.
+    /// to the next in line, retried releases, and the release of tickets whose enqueue's answer was lost. Until
+    /// its session is open, ``enqueue(_:)`` waits up to ``Configuration/startTimeout``, then fails with
+    /// ``CallQueueError/Code/unavailable``. A graceful shutdown lets the running calls finish within
+    /// ``Configuration/shutdownGracePeriod``, then ends the session so the slots go on at once (``run()``).
+    ///
+    /// From any replica: ``status(of:)``, ``updates(of:)`` and ``cancel(_:)`` answer for a task wherever it runs.
     ///
     /// What a lease guarantees: the database never holds more than `slots` grants of a group. When this replica
     /// cannot renew its lease in time (``Configuration/lease`` minus ``Configuration/safetyMargin`` after its

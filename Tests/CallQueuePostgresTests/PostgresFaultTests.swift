@@ -292,13 +292,13 @@
             XCTAssertEqual(status, 0)
 
             do {
-                try await holder.value
+                try await value(of: holder, "the holder was stopped")
                 XCTFail("the holder ran on through an outage longer than its lease")
             } catch let error as CallQueueError {
                 XCTAssertEqual(error.code, .leaseLost)
             }
-            try await first.value
-            try await second.value
+            try await value(of: first, "the first waiter ran")
+            try await value(of: second, "the second waiter ran")
             XCTAssertEqual(order.elements, ["first", "second"])
             try await eventually("released") { try await cluster.count("true") == 0 }
         }

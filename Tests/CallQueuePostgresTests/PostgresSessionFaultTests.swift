@@ -35,7 +35,7 @@
             unlock.open()
             try await lockHolder.value
 
-            let fence = try await call.value
+            let fence = try await value(of: call, "the late call ran on the new session")
             XCTAssertNotNil(fence, "the call ran with a grant of the new session")
             XCTAssertEqual(a.openSession, new, "the old session's failure left the new one open")
             let next = try a.queue.submit(id: "next", group: "gpu") { context in context.permit?.fence }
@@ -64,7 +64,7 @@
                 "UPDATE \(cluster.schema).cq_session SET lease_until = now() - interval '1 second' WHERE id = '\(old)'")
             try await eventually("a new session") { a.openSession.map { $0 != old } ?? false }
             register.open()
-            let fence = try await call.value
+            let fence = try await value(of: call, "the call ran on the new session")
             XCTAssertNotNil(fence)
             try await eventually("no ticket left") { try await cluster.count("true") == 0 }
         }
@@ -89,7 +89,7 @@
             let orphans = try await cluster.count("task = 'lost' AND slot IS NOT NULL")
             XCTAssertEqual(orphans, 1, "the orphan holds the slot")
             let other = try b.queue.submit(id: "other", group: "gpu") { context in context.permit?.slot }
-            let slot = try await other.value
+            let slot = try await value(of: other, "the orphan's slot went on")
             XCTAssertEqual(slot, 0)
             try await eventually("no ticket left") { try await cluster.count("true") == 0 }
         }

@@ -237,6 +237,16 @@
         }
     }
 
+    /// The job's value once it has finished. A job that does not finish within `eventually`'s bound fails the
+    /// test and is cancelled, so a missing outcome fails rather than hangs the suite.
+    func value<Output>(
+        of handle: JobHandle<Output>, _ what: String, file: StaticString = #filePath, line: UInt = #line
+    ) async throws -> Output {
+        try await eventually(what, file: file, line: line) { (try? handle.status())?.state.finished != nil }
+        if (try? handle.status())?.state.finished == nil { _ = handle.cancel() }
+        return try await handle.value
+    }
+
     /// Polls `condition` until it holds; fails after a generous bound, which no test measures.
     func eventually(
         _ what: String, file: StaticString = #filePath, line: UInt = #line,
