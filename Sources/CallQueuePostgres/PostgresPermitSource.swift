@@ -194,7 +194,7 @@
                     group: request.group)
             }
             // A ticket taken on a session that was lost before this replica recorded it is gone with that
-            // session: the call takes a new place on the current one. Three sessions lost in a row fail the call.
+            // session: the call takes a new place on the current one. Three attempts, then the call fails.
             for attempt in 1...3 {
                 let session = try await openSession()
                 let number = state.withLockedValue { state -> Int64 in
@@ -210,7 +210,12 @@
                     state.withLockedValue { _ = $0.requestsInFlight.remove(number) }
                     let failure = failure(
                         of: error, doing: "enqueue in group '\(request.group)'", group: request.group, session: session)
-                    if failure.code == .leaseLost, attempt < 3 { continue }
+                    // A lost session: a place on the new one. A connection that broke (the pool can hand out one
+                    // the server has just cut): another connection; a ticket the first attempt left is an orphan.
+                    if attempt < 3, failure.code == .leaseLost || Self.isConnectionFailure(error) {
+                        try await Task.sleep(for: .milliseconds(20 * attempt))
+                        continue
+                    }
                     throw failure
                 }
                 let ticket = ClusterTicket(group: request.group, id: row.ticket)
@@ -238,6 +243,13 @@
                 .leaseLost,
                 "replica '\(configuration.replica)' lost its database session three times while enqueuing in group "
                     + "'\(request.group)'; is its lease too short for the database's latency?", group: request.group)
+        }
+
+        /// Whether the connection failed, rather than the database refusing the statement or the answer being
+        /// given up on.
+        static func isConnectionFailure(_ error: any Error) -> Bool {
+            guard let error = error as? PSQLError else { return false }
+            return error.serverInfo?[.sqlState] == nil || error.serverInfo?[.sqlState]?.hasPrefix("57P") == true
         }
 
         struct EnqueueRow: Sendable {
