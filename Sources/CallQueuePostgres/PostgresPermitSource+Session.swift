@@ -69,6 +69,13 @@
             var losesNextEnqueueReply = false
             /// Awaited by an enqueue between its ticket's commit and its registration here.
             var beforeRegistering: (@Sendable () async -> Void)? = nil
+
+            /// Gives a ticket back: the release loop sends it, and it stays in `leaving` until the database
+            /// confirms it (a heartbeat that still lists it sends it again).
+            mutating func scheduleLeave(_ leave: PendingLeave) {
+                pendingLeaves.append(leave)
+                leaving[leave.ticket.id] = leave
+            }
         }
 
         /// Signals that wake the background loops.
@@ -121,9 +128,7 @@
                 state.requestsInFlight.remove(number)
                 guard state.isOpen, state.session == session else { return nil }
                 if state.draining {
-                    let leave = PendingLeave(ticket: ticket, session: session, done: nil, timed: false)
-                    state.pendingLeaves.append(leave)
-                    state.leaving[ticket.id] = leave
+                    state.scheduleLeave(PendingLeave(ticket: ticket, session: session, done: nil, timed: false))
                     return nil
                 }
                 state.registrations += 1
@@ -398,11 +403,10 @@
                 // lost with a connection). They are released, so no slot stays held by nobody.
                 for (id, row) in listed where state.entries[id] == nil && state.leaving[id] == nil {
                     if let request = row.request, state.requestsInFlight.contains(request) { continue }
-                    let leave = PendingLeave(
-                        ticket: ClusterTicket(group: ConcurrencyGroupID(row.group), id: id), session: session,
-                        done: nil, timed: false)
-                    state.pendingLeaves.append(leave)
-                    state.leaving[id] = leave
+                    state.scheduleLeave(
+                        PendingLeave(
+                            ticket: ClusterTicket(group: ConcurrencyGroupID(row.group), id: id), session: session,
+                            done: nil, timed: false))
                     resend = true
                     orphans += 1
                 }
@@ -511,15 +515,19 @@
                 try? await Task.sleep(for: configuration.reaperInterval * jitter)
                 if Task.isCancelled || state.withLockedValue({ $0.reaperPaused }) { continue }
                 do {
-                    try await client.query(
-                        """
-                        SELECT \(unescaped: schema).cq_reap(make_interval(secs => \(configuration.restartGrace.seconds)), \
-                        make_interval(secs => \(configuration.finishedStatusRetention.seconds)))
-                        """, logger: logger)
+                    try await client.query(reapQuery, logger: logger)
                 } catch {
                     logger.debug("call-queue reaper failed; next period", metadata: ["error": "\(error)"])
                 }
             }
+        }
+
+        /// Drops expired sessions' tickets, grants their slots, and forgets final statuses past their retention.
+        var reapQuery: PostgresQuery {
+            """
+            SELECT \(unescaped: schema).cq_reap(make_interval(secs => \(configuration.restartGrace.seconds)), \
+            make_interval(secs => \(configuration.finishedStatusRetention.seconds)))
+            """
         }
 
         /// Gives tickets back, each retried with backoff until it takes effect or its session is gone.
@@ -663,9 +671,8 @@
                 let waiting = state.entries.values.filter { !$0.granted }
                 for entry in waiting {
                     state.entries[entry.ticket.id] = nil
-                    let leave = PendingLeave(ticket: entry.ticket, session: entry.session, done: nil, timed: false)
-                    state.pendingLeaves.append(leave)
-                    state.leaving[entry.ticket.id] = leave
+                    state.scheduleLeave(
+                        PendingLeave(ticket: entry.ticket, session: entry.session, done: nil, timed: false))
                 }
                 return waiting
             }
@@ -699,15 +706,11 @@
             for entry in remaining.sorted(by: { $0.ticket.id < $1.ticket.id }) { entry.events.lost(error) }
             guard let session else { return }
             do {
-                try await within(configuration.statementTimeout) { [client, schema, logger, configuration] in
+                try await within(configuration.statementTimeout) { [client, schema, logger, reapQuery] in
                     try await client.query(
                         "UPDATE \(unescaped: schema).cq_session SET lease_until = now() WHERE id = \(session)",
                         logger: logger)
-                    try await client.query(
-                        """
-                        SELECT \(unescaped: schema).cq_reap(make_interval(secs => \(configuration.restartGrace.seconds)), \
-                        make_interval(secs => \(configuration.finishedStatusRetention.seconds)))
-                        """, logger: logger)
+                    try await client.query(reapQuery, logger: logger)
                 }
                 logger.info(
                     "call-queue replica ended its session; its slots went on",
@@ -725,7 +728,7 @@
             var configuration = configuration
             let milliseconds = String(Int((statementTimeout.seconds * 1000).rounded()))
             let defaults = [
-                ("statement_timeout", milliseconds), ("lock_timeout", "5000"),
+                ("statement_timeout", milliseconds), ("lock_timeout", Schema.functionLockTimeout),
                 ("idle_in_transaction_session_timeout", "10000"),
             ]
             for (name, value) in defaults

@@ -295,9 +295,7 @@
             state.withLockedValue { state in
                 // A ticket this replica no longer records was dropped with a lost session, or left at shutdown.
                 guard let session = state.entries.removeValue(forKey: ticket.id)?.session else { return }
-                let leave = PendingLeave(ticket: ticket, session: session, done: done, timed: timed)
-                state.pendingLeaves.append(leave)
-                state.leaving[ticket.id] = leave
+                state.scheduleLeave(PendingLeave(ticket: ticket, session: session, done: done, timed: timed))
             }
             wakeups.leaves.yield()
         }
